@@ -1,0 +1,44 @@
+// The guest status port: cpuplug's paravirtual device through which the guest reports boot milestones,
+// CPU state changes and its exit status with one 32-bit write each. Shared by the VMM (device model) and
+// the guest (driver). Absent on QEMU: the guest then reports on the console only. See docs/status-port.md.
+#pragma once
+
+#include <cstdint>
+
+namespace status_port {
+
+// Discovery: CPUID leaf 0x40000100 returns EBX:ECX:EDX = "cpuplugstat\0" and EAX = the I/O port base.
+// KVM's own hypervisor leaves stay at 0x40000000 so Linux still detects KVM.
+inline constexpr uint32_t CPUID_LEAF = 0x40000100;
+inline constexpr uint32_t SIGNATURE_EBX = 0x70757063; // "cpup"
+inline constexpr uint32_t SIGNATURE_ECX = 0x7367756c; // "lugs"
+inline constexpr uint32_t SIGNATURE_EDX = 0x00746174; // "tat\0"
+
+inline constexpr uint16_t DEFAULT_PORT = 0x0520;
+inline constexpr uint16_t PORT_SIZE = 16;
+
+// Register offsets from the base.
+inline constexpr uint16_t REG_EVENT = 0x0; // write, 32 bits: one event word
+
+// Event word: [31:28] kind, the rest depends on the kind.
+enum class Kind : uint32_t {
+    Milestone = 0x1, // [15:0] Milestone
+    Exit = 0xF,      // [7:0] exit status the VMM should exit with (0 = success)
+};
+
+enum class Milestone : uint16_t {
+    KernelEntry = 1, // first C++ code on the boot CPU
+    BootDone = 2,    // banner printed, boot finished
+};
+
+constexpr uint32_t make_event(Kind kind, uint32_t payload)
+{
+    return (static_cast<uint32_t>(kind) << 28) | (payload & 0x0FFFFFFF);
+}
+constexpr Kind event_kind(uint32_t event) { return static_cast<Kind>(event >> 28); }
+constexpr uint32_t event_payload(uint32_t event) { return event & 0x0FFFFFFF; }
+
+constexpr uint32_t milestone(Milestone m) { return make_event(Kind::Milestone, static_cast<uint32_t>(m)); }
+constexpr uint32_t exit_with(uint8_t status) { return make_event(Kind::Exit, status); }
+
+} // namespace status_port
