@@ -1,0 +1,57 @@
+// The guest-physical address map: every region cpuplug places something in, in one place.
+//
+//   0x0000_0000 - 0x0000_5FFF   low RAM, left to the guest (real-mode IVT area, AP trampoline pages)
+//   0x0000_6000 - 0x0000_603F   hvm_start_info (PVH)
+//   0x0000_6040 - 0x0000_6FFF   PVH memory map (up to MAX_MEMMAP_ENTRIES entries)
+//   0x0000_7000 - 0x0000_7FFF   kernel command line (NUL-terminated, at most 4 KiB)
+//   0x0000_8000 - 0x0009_FBFF   low RAM, the guest's
+//   0x0009_FC00 - 0x0009_FFFF   reserved (where a PC keeps its EBDA)
+//   0x000A_0000 - 0x000D_FFFF   ACPI tables (XSDT, FADT, FACS, MADT, DSDT): memmap type ACPI
+//   0x000E_0000 - 0x000F_FFFF   reserved "BIOS" area; the RSDP sits at its start for scanners
+//   0x0010_0000 - RAM end       RAM; the kernel loads at 1 MiB
+//   0xC000_0000 - 0xFFFF_FFFF   MMIO hole: RAM above 3 GiB moves to 4 GiB
+//     0xFEC0_0000               IOAPIC (in-kernel irqchip)
+//     0xFEE0_0000               local APICs (in-kernel irqchip)
+//     0xFFFB_C000 - 0xFFFB_FFFF KVM's private identity-map page and TSS (KVM_SET_*_ADDR)
+//   0x1_0000_0000 -             RAM beyond 3 GiB, if any
+#pragma once
+
+#include <cstdint>
+
+namespace vmm::layout {
+
+inline constexpr uint64_t KiB = 1024;
+inline constexpr uint64_t MiB = 1024 * KiB;
+inline constexpr uint64_t GiB = 1024 * MiB;
+
+inline constexpr uint64_t START_INFO = 0x6000;
+inline constexpr uint64_t MEMMAP = 0x6040;
+inline constexpr uint64_t MEMMAP_END = 0x7000;
+inline constexpr uint64_t CMDLINE = 0x7000;
+inline constexpr uint64_t CMDLINE_MAX = 0x1000; // including the NUL
+
+inline constexpr uint64_t EBDA_START = 0x9FC00;
+inline constexpr uint64_t ACPI_TABLES_START = 0xA0000;
+inline constexpr uint64_t ACPI_TABLES_END = 0xE0000;
+inline constexpr uint64_t RSDP = 0xE0000;
+inline constexpr uint64_t BIOS_AREA_END = 0x100000;
+
+inline constexpr uint64_t KERNEL_MIN_ADDRESS = 1 * MiB; // segments below would overlap the areas above
+inline constexpr uint64_t MMIO_HOLE_START = 3 * GiB;
+inline constexpr uint64_t MMIO_HOLE_END = 4 * GiB;
+inline constexpr uint64_t HIGH_RAM_START = 4 * GiB;
+
+inline constexpr uint64_t IOAPIC_BASE = 0xFEC00000;
+inline constexpr uint64_t LAPIC_BASE = 0xFEE00000;
+inline constexpr uint64_t KVM_IDENTITY_MAP = 0xFFFBC000; // one page
+inline constexpr uint64_t KVM_TSS = 0xFFFBD000;          // three pages
+
+// The smallest RAM cpuplug accepts: the areas above plus room for a kernel at 1 MiB.
+inline constexpr uint64_t MIN_RAM = 8 * MiB;
+inline constexpr uint64_t DEFAULT_RAM = 256 * MiB;
+inline constexpr uint64_t MAX_RAM = 1024 * GiB; // a sanity bound; the mapping is NORESERVE either way
+
+static_assert(MEMMAP_END <= CMDLINE && CMDLINE + CMDLINE_MAX <= 0x8000);
+static_assert(ACPI_TABLES_END <= RSDP);
+
+} // namespace vmm::layout

@@ -1,0 +1,136 @@
+// parse_command_line: CLI11 does the parsing; the checks that need a sentence of explanation are ours.
+#include "cli.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cctype>
+#include <limits>
+
+namespace vmm {
+
+namespace {
+
+constexpr char const* VERSION = "0.1.0";
+
+CliExit usage_error(std::string message) { return { 2, fmt::format("vmm: error: {}", message) }; }
+
+} // namespace
+
+std::optional<uint64_t> parse_memory_size(std::string_view text)
+{
+    size_t i = 0;
+    uint64_t number = 0;
+    if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])))
+        return std::nullopt;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+        uint64_t digit = static_cast<uint64_t>(text[i] - '0');
+        if (number > (std::numeric_limits<uint64_t>::max() - digit) / 10)
+            return std::nullopt;
+        number = number * 10 + digit;
+        ++i;
+    }
+    std::string suffix;
+    for (; i < text.size(); ++i)
+        suffix.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(text[i]))));
+    unsigned shift;
+    if (suffix.empty())
+        shift = 20; // a bare number is MiB, as with QEMU's -m
+    else if (suffix == "B")
+        shift = 0;
+    else if (suffix == "K" || suffix == "KB" || suffix == "KIB")
+        shift = 10;
+    else if (suffix == "M" || suffix == "MB" || suffix == "MIB")
+        shift = 20;
+    else if (suffix == "G" || suffix == "GB" || suffix == "GIB")
+        shift = 30;
+    else if (suffix == "T" || suffix == "TB" || suffix == "TIB")
+        shift = 40;
+    else
+        return std::nullopt;
+    if (shift > 0 && number > (std::numeric_limits<uint64_t>::max() >> shift))
+        return std::nullopt;
+    return number << shift;
+}
+
+cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* const* argv)
+{
+    CliOptions options;
+    auto& machine = options.machine;
+    CLI::App app { "cpuplug vmm: a VMM on raw /dev/kvm for fast vCPU bring-up and CPU hotplug", "vmm" };
+    app.set_version_flag("--version", VERSION);
+
+    std::string cpus_text = "1";
+    std::string memory_text;
+    std::string serial_text = "stdio";
+    std::string kernel;
+    app.add_option("--cpus", cpus_text, "Number of vCPUs at boot")->type_name("N");
+    app.add_option("--memory,-m", memory_text,
+           "Guest RAM: a number with an optional K/M/G/T suffix; a bare number is MiB (default 256M)")
+        ->type_name("SIZE");
+    app.add_option("--kernel", kernel, "Boot this PVH ELF kernel instead of the embedded cpuplug guest")
+        ->check(CLI::ExistingFile)
+        ->type_name("FILE");
+    app.add_option("--cmdline", machine.cmdline, "Appended to the guest kernel command line")->type_name("STR");
+    app.add_option("--serial", serial_text, "Where COM1 goes: stdio, file:PATH or none (default stdio)")
+        ->type_name("stdio|file:PATH|none");
+    app.add_option("--log-level", options.log_level, "trace, debug, info, warn (default), error, critical or off")
+        ->check(CLI::IsMember({ "trace", "debug", "info", "warn", "error", "critical", "off" }))
+        ->type_name("LEVEL");
+    app.add_flag("--exit-after-boot", machine.exit_after_boot,
+        "Power the guest off once it has booted (for tests and benchmarks)");
+
+    try {
+        app.parse(argc, argv);
+    } catch (CLI::CallForHelp const&) {
+        return cpuplug::unexpected(CliExit { 0, app.help() });
+    } catch (CLI::CallForVersion const&) {
+        return cpuplug::unexpected(CliExit { 0, fmt::format("vmm (cpuplug) {}", VERSION) });
+    } catch (CLI::ParseError const& error) {
+        std::string what = error.what();
+        return cpuplug::unexpected(usage_error(what.empty() ? "bad command line" : what));
+    }
+
+    // --cpus: a positive number; SMP arrives with the SMP issue (docs/roadmap.md).
+    if (cpus_text.empty() || cpus_text.find_first_not_of("0123456789") != std::string::npos || cpus_text.size() > 9)
+        return cpuplug::unexpected(usage_error(fmt::format("--cpus: '{}' is not a number of CPUs", cpus_text)));
+    machine.cpus = static_cast<uint32_t>(std::stoul(cpus_text));
+    if (machine.cpus == 0)
+        return cpuplug::unexpected(usage_error("--cpus: a VM needs at least one CPU"));
+    if (machine.cpus > 1)
+        return cpuplug::unexpected(usage_error(fmt::format(
+            "--cpus {}: SMP is coming (docs/roadmap.md); this build boots one vCPU, use --cpus 1", machine.cpus)));
+
+    if (!memory_text.empty()) {
+        auto bytes = parse_memory_size(memory_text);
+        if (!bytes)
+            return cpuplug::unexpected(usage_error(fmt::format(
+                "--memory: '{}' is not a size (use e.g. 256M or 1G; a bare number means MiB)", memory_text)));
+        if (*bytes < layout::MIN_RAM)
+            return cpuplug::unexpected(usage_error(fmt::format(
+                "--memory: {} is too small; cpuplug needs at least {} MiB", memory_text, layout::MIN_RAM / layout::MiB)));
+        if (*bytes > layout::MAX_RAM)
+            return cpuplug::unexpected(usage_error(fmt::format(
+                "--memory: {} is too large; cpuplug accepts at most {} GiB", memory_text, layout::MAX_RAM / layout::GiB)));
+        if (*bytes % 4096 != 0)
+            return cpuplug::unexpected(usage_error(fmt::format("--memory: {} is not a whole number of 4 KiB pages", memory_text)));
+        machine.memory_bytes = *bytes;
+    }
+
+    if (serial_text == "stdio") {
+        machine.serial.kind = SerialConfig::Kind::Stdio;
+    } else if (serial_text == "none") {
+        machine.serial.kind = SerialConfig::Kind::None;
+    } else if (serial_text.rfind("file:", 0) == 0 && serial_text.size() > 5) {
+        machine.serial.kind = SerialConfig::Kind::File;
+        machine.serial.path = serial_text.substr(5);
+    } else {
+        return cpuplug::unexpected(usage_error(fmt::format("--serial: '{}' is not stdio, file:PATH or none", serial_text)));
+    }
+
+    if (!kernel.empty())
+        machine.kernel_path = kernel;
+    return options;
+}
+
+} // namespace vmm

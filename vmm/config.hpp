@@ -1,0 +1,29 @@
+// MachineConfig: everything the command line decides about a VM, validated by the CLI parser.
+#pragma once
+
+#include "arch/x86_64/layout.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace vmm {
+
+struct SerialConfig {
+    enum class Kind { Stdio, File, None };
+    Kind kind { Kind::Stdio };
+    std::string path; // for Kind::File
+};
+
+struct MachineConfig {
+    uint32_t cpus { 1 };
+    uint64_t memory_bytes { layout::DEFAULT_RAM };
+    std::optional<std::string> kernel_path; // empty: the embedded guest
+    std::string cmdline;                    // appended after cpuplug's own guest parameters
+    SerialConfig serial;
+    bool exit_after_boot { false };
+    std::chrono::steady_clock::time_point process_start { std::chrono::steady_clock::now() };
+};
+
+} // namespace vmm

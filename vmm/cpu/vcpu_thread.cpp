@@ -1,0 +1,155 @@
+// VcpuThread: the KVM_RUN loop and the kick recipe (style.md §7).
+#include "vcpu_thread.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <fmt/format.h>
+#include <mutex>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+namespace vmm {
+
+namespace {
+
+void kick_handler(int)
+{
+    // Empty on purpose: the signal's only job is to make KVM_RUN return EINTR. The fence pairs with the
+    // kicker's release store of immediate_exit.
+    std::atomic_signal_fence(std::memory_order_acquire);
+}
+
+constexpr auto RESIGNAL_INTERVAL = std::chrono::milliseconds(10);
+
+} // namespace
+
+int kick_signal() { return SIGRTMIN; }
+
+void install_kick_signal()
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction action {};
+        action.sa_handler = kick_handler;
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = 0; // no SA_RESTART: KVM_RUN must come back with EINTR
+        sigaction(kick_signal(), &action, nullptr);
+    });
+}
+
+std::string describe_registers(Vcpu const& vcpu)
+{
+    auto regs = vcpu.get_regs();
+    auto sregs = vcpu.get_sregs();
+    if (!regs.has_value() || !sregs.has_value())
+        return "registers unavailable";
+    auto const& r = regs.value();
+    auto const& s = sregs.value();
+    return fmt::format("rip={:#x} rsp={:#x} rflags={:#x} rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} "
+                       "rdi={:#x} cs={:#x} cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} efer={:#x}",
+        static_cast<uint64_t>(r.rip), static_cast<uint64_t>(r.rsp), static_cast<uint64_t>(r.rflags),
+        static_cast<uint64_t>(r.rax), static_cast<uint64_t>(r.rbx), static_cast<uint64_t>(r.rcx),
+        static_cast<uint64_t>(r.rdx), static_cast<uint64_t>(r.rsi), static_cast<uint64_t>(r.rdi), s.cs.selector,
+        static_cast<uint64_t>(s.cr0), static_cast<uint64_t>(s.cr2), static_cast<uint64_t>(s.cr3),
+        static_cast<uint64_t>(s.cr4), static_cast<uint64_t>(s.efer));
+}
+
+VcpuThread::~VcpuThread()
+{
+    if (!m_thread.joinable())
+        return;
+    request_stop();
+    if (!join(std::chrono::seconds(2))) {
+        // A vCPU that ignores its kick for seconds means KVM is wedged; destroying the Vcpu under a live
+        // thread would be worse than stopping the process.
+        spdlog::critical("vcpu{} did not stop within 2 s; aborting", m_vcpu.id());
+        std::abort();
+    }
+}
+
+void VcpuThread::start()
+{
+    install_kick_signal();
+    m_thread = std::thread([this] { main(); });
+}
+
+void VcpuThread::kick()
+{
+    m_vcpu.set_immediate_exit(true);
+    if (m_thread.joinable())
+        pthread_kill(m_thread.native_handle(), kick_signal());
+}
+
+void VcpuThread::request_stop()
+{
+    m_stop.store(true, std::memory_order_release);
+    kick();
+}
+
+bool VcpuThread::join(std::chrono::milliseconds timeout)
+{
+    if (!m_thread.joinable())
+        return true;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::unique_lock lock(m_done_mutex);
+    while (!m_done) {
+        auto now = std::chrono::steady_clock::now();
+        if (now >= deadline)
+            return false;
+        if (m_done_cv.wait_for(lock, std::min<std::chrono::nanoseconds>(RESIGNAL_INTERVAL, deadline - now),
+                [this] { return m_done; }))
+            break;
+        // The thread may have been between its stop check and KVM_RUN when the signal came: signal again.
+        kick();
+    }
+    lock.unlock();
+    m_thread.join();
+    return true;
+}
+
+void VcpuThread::main()
+{
+    m_tid.store(static_cast<pid_t>(::gettid()), std::memory_order_release);
+    pthread_setname_np(pthread_self(), fmt::format("vcpu{}", m_vcpu.id()).substr(0, 15).c_str());
+    // Only the kick reaches this thread; process signals (SIGINT, SIGTERM) go to the VMM's own threads.
+    sigset_t mask;
+    sigfillset(&mask);
+    sigdelset(&mask, kick_signal());
+    for (int fatal_signal : { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT })
+        sigdelset(&mask, fatal_signal);
+    pthread_sigmask(SIG_SETMASK, &mask, nullptr);
+
+    auto run_area = m_vcpu.run_area();
+
+    while (!m_stop.load(std::memory_order_acquire)) {
+        auto result = m_vcpu.run();
+        if (!result.has_value()) {
+            int error = result.error().code;
+            if (error == EINTR) {
+                m_vcpu.set_immediate_exit(false);
+                continue;
+            }
+            if (error == EAGAIN)
+                continue; // an AP woken from UNINITIALIZED by INIT: run again
+            m_events.vcpu_failed(m_vcpu.id(), result.error().message());
+            break;
+        }
+        auto action = handle_exit(run_area, m_buses);
+        if (action.kind == ExitKind::Fatal) {
+            m_events.vcpu_failed(m_vcpu.id(), fmt::format("{}; {}", action.reason, describe_registers(m_vcpu)));
+            break;
+        }
+        if (action.kind == ExitKind::Shutdown) {
+            m_events.vcpu_shutdown(m_vcpu.id());
+            break;
+        }
+    }
+
+    std::lock_guard lock(m_done_mutex);
+    m_done = true;
+    m_done_cv.notify_all();
+}
+
+} // namespace vmm

@@ -1,0 +1,68 @@
+// VcpuThread: one host thread per vCPU running the KVM_RUN loop. Stopping follows one recipe: set the
+// request, set kvm_run.immediate_exit, signal the thread; wait with a bound, re-signalling meanwhile.
+#pragma once
+
+#include "../kvm/vcpu.hpp"
+#include "exit.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <sys/types.h>
+#include <thread>
+
+namespace vmm {
+
+class VcpuThreadEvents {
+public:
+    virtual ~VcpuThreadEvents() = default;
+    virtual void vcpu_failed(uint32_t vcpu_id, std::string const& reason) = 0;
+    virtual void vcpu_shutdown(uint32_t vcpu_id) = 0;
+};
+
+// The signal that kicks a vCPU out of KVM_RUN; its handler is empty and installed once per process.
+int kick_signal();
+void install_kick_signal();
+
+// The registers of a stopped vCPU, for fatal-error reports.
+std::string describe_registers(Vcpu const& vcpu);
+
+class VcpuThread {
+public:
+    VcpuThread(Vcpu& vcpu, Buses buses, VcpuThreadEvents& events)
+        : m_vcpu(vcpu)
+        , m_buses(buses)
+        , m_events(events)
+    {
+    }
+    ~VcpuThread();
+    VcpuThread(VcpuThread const&) = delete;
+    VcpuThread& operator=(VcpuThread const&) = delete;
+
+    void start();
+    void request_stop();
+    // Waits at most `timeout` for the thread to end, re-signalling it every 10 ms; true once joined.
+    bool join(std::chrono::milliseconds timeout);
+
+    uint32_t vcpu_id() const { return m_vcpu.id(); }
+    pid_t tid() const { return m_tid.load(std::memory_order_acquire); }
+    bool started() const { return m_thread.joinable(); }
+
+private:
+    void main();
+    void kick();
+
+    Vcpu& m_vcpu;
+    Buses m_buses;
+    VcpuThreadEvents& m_events;
+    std::thread m_thread;
+    std::atomic<bool> m_stop { false };
+    std::atomic<pid_t> m_tid { 0 };
+    std::mutex m_done_mutex; // guards m_done
+    std::condition_variable m_done_cv;
+    bool m_done { false };
+};
+
+} // namespace vmm

@@ -1,0 +1,37 @@
+// Vm: a KVM virtual machine fd: memory slots, the in-kernel irqchip, interrupt lines and vCPU creation.
+#pragma once
+
+#include "unique_fd.hpp"
+#include "vcpu.hpp"
+
+#include <cstdint>
+
+namespace vmm {
+
+class Vm {
+public:
+    Vm(UniqueFd fd, int vcpu_mmap_size)
+        : m_fd(std::move(fd))
+        , m_vcpu_mmap_size(vcpu_mmap_size)
+    {
+    }
+
+    int fd() const { return m_fd.get(); }
+
+    SysResult<void> set_tss_address(uint64_t address);
+    SysResult<void> set_identity_map_address(uint64_t address);
+    // LAPIC per vCPU, IOAPIC and PIC in the kernel: INIT/SIPI between vCPUs never reaches user space.
+    SysResult<void> create_irqchip();
+    // 32-bit x2APIC ids (APIC ids above 254) and no broadcast quirk for id 0xFF; before any vCPU exists.
+    SysResult<void> enable_x2apic_api();
+    // SAFETY: `host` must stay mapped for `size` bytes for as long as the slot exists (the VM's lifetime).
+    SysResult<void> set_user_memory_region(uint32_t slot, uint64_t guest_address, uint64_t size, void* host);
+    SysResult<void> irq_line(uint32_t gsi, bool level);
+    SysResult<Vcpu> create_vcpu(uint32_t id);
+
+private:
+    UniqueFd m_fd;
+    int m_vcpu_mmap_size { 0 };
+};
+
+} // namespace vmm
