@@ -1,0 +1,90 @@
+#include "cli.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <initializer_list>
+#include <vector>
+
+using namespace vmm;
+
+namespace {
+
+cpuplug::Result<CliOptions, CliExit> parse(std::vector<char const*> const& args)
+{
+    std::vector<char const*> argv { "vmm" };
+    argv.insert(argv.end(), args.begin(), args.end());
+    return parse_command_line(static_cast<int>(argv.size()), argv.data());
+}
+
+int exit_code_of(std::vector<char const*> const& args)
+{
+    auto result = parse(args);
+    return result.has_value() ? -1 : result.error().code;
+}
+
+} // namespace
+
+TEST_CASE("no arguments boot the embedded guest on one vCPU with defaults", "[cli]")
+{
+    auto options = parse({});
+    REQUIRE(options.has_value());
+    CHECK(options->machine.cpus == 1);
+    CHECK(options->machine.memory_bytes == 256 * layout::MiB);
+    CHECK_FALSE(options->machine.kernel_path.has_value());
+    CHECK(options->machine.serial.kind == SerialConfig::Kind::Stdio);
+    CHECK_FALSE(options->machine.exit_after_boot);
+    CHECK(options->log_level == "warn");
+}
+
+TEST_CASE("every option is read", "[cli]")
+{
+    auto options = parse({ "--cpus", "1", "--memory", "1G", "--cmdline", "a=b c", "--serial", "file:/tmp/x.log",
+        "--log-level", "debug", "--exit-after-boot", "--kernel", "/etc/passwd" });
+    REQUIRE(options.has_value());
+    CHECK(options->machine.memory_bytes == layout::GiB);
+    CHECK(options->machine.cmdline == "a=b c");
+    CHECK(options->machine.serial.kind == SerialConfig::Kind::File);
+    CHECK(options->machine.serial.path == "/tmp/x.log");
+    CHECK(options->log_level == "debug");
+    CHECK(options->machine.exit_after_boot);
+    CHECK(options->machine.kernel_path == "/etc/passwd");
+}
+
+TEST_CASE("bad values exit 2 with one line naming the option", "[cli]")
+{
+    // Vectors, not initializer_lists: a list's array would not outlive the full expression.
+    for (auto const& args : std::vector<std::vector<char const*>> {
+             { "--cpus", "0" }, { "--cpus", "x" }, { "--cpus", "-1" }, { "--memory", "1K" }, { "--memory", "lots" },
+             { "--memory", "2T" }, { "--memory", "99999999999999999999" }, { "--serial", "tcp:1" },
+             { "--serial", "file:" }, { "--kernel", "/nonexistent/kernel" }, { "--log-level", "loud" },
+             { "--bogus" } }) {
+        auto result = parse(args);
+        REQUIRE_FALSE(result.has_value());
+        CHECK(result.error().code == 2);
+        CHECK(result.error().message.rfind("vmm: error: ", 0) == 0);
+        CHECK(result.error().message.find('\n') == std::string::npos);
+    }
+    CHECK(parse({ "--cpus", "0" }).error().message.find("--cpus") != std::string::npos);
+    CHECK(parse({ "--memory", "1K" }).error().message.find("too small") != std::string::npos);
+}
+
+TEST_CASE("--help and --version exit 0", "[cli]")
+{
+    CHECK(exit_code_of({ "--help" }) == 0);
+    CHECK(parse({ "--help" }).error().message.find("--exit-after-boot") != std::string::npos);
+    CHECK(exit_code_of({ "--version" }) == 0);
+}
+
+TEST_CASE("memory sizes follow QEMU's units", "[cli]")
+{
+    CHECK(parse_memory_size("512") == 512 * layout::MiB);
+    CHECK(parse_memory_size("512M") == 512 * layout::MiB);
+    CHECK(parse_memory_size("2g") == 2 * layout::GiB);
+    CHECK(parse_memory_size("64KiB") == 64 * layout::KiB);
+    CHECK(parse_memory_size("4096B") == 4096);
+    CHECK(parse_memory_size("1T") == 1024 * layout::GiB);
+    CHECK_FALSE(parse_memory_size("").has_value());
+    CHECK_FALSE(parse_memory_size("M").has_value());
+    CHECK_FALSE(parse_memory_size("1.5G").has_value());
+    CHECK_FALSE(parse_memory_size("99999999999999T").has_value());
+}
