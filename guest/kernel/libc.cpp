@@ -40,3 +40,10 @@ int memcmp(void const* a, void const* b, size_t count)
 }
 
 } // extern "C"
+
+// A pure virtual call means a bug (a call through a half-built object); the core's Platform is abstract.
+extern "C" [[noreturn]] void __cxa_pure_virtual()
+{
+    for (;;)
+        asm volatile("cli; hlt");
+}
