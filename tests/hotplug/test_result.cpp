@@ -80,3 +80,19 @@ TEST_CASE("move-only values move through a Result", "[result]")
     Result<std::unique_ptr<int>, std::string> e(unexpected(std::string("no")));
     CHECK(e.error() == "no");
 }
+
+#include <cerrno>
+#include <cpuplug/errno.hpp>
+
+TEST_CASE("the core's error numbers are Linux's", "[result]")
+{
+    STATIC_REQUIRE(cpuplug::ERR_PERM == EPERM);
+    STATIC_REQUIRE(cpuplug::ERR_IO == EIO);
+    STATIC_REQUIRE(cpuplug::ERR_AGAIN == EAGAIN);
+    STATIC_REQUIRE(cpuplug::ERR_NOMEM == ENOMEM);
+    STATIC_REQUIRE(cpuplug::ERR_BUSY == EBUSY);
+    STATIC_REQUIRE(cpuplug::ERR_INVAL == EINVAL);
+    STATIC_REQUIRE(cpuplug::ERR_NOSPC == ENOSPC);
+    STATIC_REQUIRE(cpuplug::ERR_TIMEDOUT == ETIMEDOUT);
+    STATIC_REQUIRE(cpuplug::ERR_CANCELED == ECANCELED);
+}
