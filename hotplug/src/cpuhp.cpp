@@ -454,88 +454,67 @@ int Cpuhp::down_walk(uint32_t cpu, CpuhpState target)
     return 0;
 }
 
-int Cpuhp::do_cpu_up(uint32_t cpu, CpuhpState target)
+int Cpuhp::walk(uint32_t cpu, CpuhpState target, bool bringup)
+{
+    return bringup ? up_walk(cpu, target) : down_walk(cpu, target);
+}
+
+// One operation (Linux: _cpu_up / _cpu_down): walk to the target; on a failure walk back to where it
+// began. A CPU in limbo is not walked back: its state is unknown.
+int Cpuhp::transition(uint32_t cpu, CpuhpState target, bool bringup)
 {
     auto& st = m_cpus[cpu];
-    auto previous = set_state(cpu, target, true);
-    int result = up_walk(cpu, target);
+    auto previous = set_state(cpu, target, bringup);
+    int result = walk(cpu, target, bringup);
     if (result != 0 && !st.limbo.load(std::memory_order_relaxed)) {
         reset_state(cpu, previous);
-        int undone = down_walk(cpu, previous);
+        int undone = walk(cpu, previous, !bringup);
         if (undone != 0) {
-            settle_failed_rollback(cpu, false);
-            m_platform.warn("rollback of cpu_up failed: no way forward, no way back", cpu, state(cpu), undone);
+            settle_failed_rollback(cpu, !bringup);
+            m_platform.warn(bringup ? "rollback of cpu_up failed: no way forward, no way back"
+                                    : "rollback of cpu_down failed: no way forward, no way back",
+                cpu, state(cpu), undone);
         }
     }
     st.result.store(result, std::memory_order_relaxed);
     return result;
 }
 
-int Cpuhp::do_cpu_down(uint32_t cpu, CpuhpState target)
-{
-    auto& st = m_cpus[cpu];
-    auto previous = set_state(cpu, target, false);
-    int result = down_walk(cpu, target);
-    if (result != 0 && !st.limbo.load(std::memory_order_relaxed)) {
-        reset_state(cpu, previous);
-        int redone = up_walk(cpu, previous);
-        if (redone != 0) {
-            settle_failed_rollback(cpu, true);
-            m_platform.warn("rollback of cpu_down failed: no way forward, no way back", cpu, state(cpu), redone);
-        }
-    }
-    st.result.store(result, std::memory_order_relaxed);
-    return result;
-}
-
-int Cpuhp::cpu_up(uint32_t cpu, CpuhpState target)
-{
-    if (!valid_cpu(cpu) || to_index(target) >= CPUHP_STATE_COUNT || state_info(target).cant_stop)
-        return -ERR_INVAL;
-    MutexGuard maps(m_maps_lock, m_platform);
-    if (m_disable_count.load(std::memory_order_relaxed) != 0)
-        return -ERR_BUSY;
-    if (!cpu_present(cpu))
-        return -ERR_INVAL;
-    if (m_cpus[cpu].limbo.load(std::memory_order_relaxed))
-        return -ERR_IO;
-    m_hotplug_lock.write_lock(m_platform);
-    int result = 0;
-    if (state(cpu) < target)
-        result = do_cpu_up(cpu, target);
-    m_hotplug_lock.write_unlock();
-    return result;
-}
-
-int Cpuhp::cpu_down(uint32_t cpu, CpuhpState target)
+// The checks every operation makes, then the transition under the maps lock and the hotplug write lock.
+int Cpuhp::operation(uint32_t cpu, CpuhpState target, bool bringup)
 {
     if (!valid_cpu(cpu) || to_index(target) >= CPUHP_STATE_COUNT || state_info(target).cant_stop)
         return -ERR_INVAL;
     // A kicked AP waits at its sync point; one that went down is dead and cannot be un-kicked, so
     // cpu:kick_ap is a place to rest only on the way up (parallel bring-up's first pass).
-    if (target == CpuhpState::KickAp)
+    if (!bringup && target == CpuhpState::KickAp)
         return -ERR_INVAL;
     MutexGuard maps(m_maps_lock, m_platform);
     if (m_disable_count.load(std::memory_order_relaxed) != 0)
         return -ERR_BUSY;
     if (!cpu_present(cpu))
         return -ERR_INVAL;
-    if (cpu == m_boot_cpu)
-        return -ERR_PERM;
-    if (cpu == m_platform.this_cpu())
-        return -ERR_BUSY;
+    if (!bringup) {
+        if (cpu == m_boot_cpu)
+            return -ERR_PERM;
+        if (cpu == m_platform.this_cpu())
+            return -ERR_BUSY;
+        // Leaving the online set: never the last CPU standing.
+        if (target < CpuhpState::TeardownCpu && cpu_online(cpu) && count_online() <= 1)
+            return -ERR_BUSY;
+    }
     if (m_cpus[cpu].limbo.load(std::memory_order_relaxed))
         return -ERR_IO;
-    // Leaving the online set: never the last CPU standing.
-    if (target < CpuhpState::TeardownCpu && cpu_online(cpu) && count_online() <= 1)
-        return -ERR_BUSY;
     m_hotplug_lock.write_lock(m_platform);
     int result = 0;
-    if (state(cpu) > target)
-        result = do_cpu_down(cpu, target);
+    if (bringup ? state(cpu) < target : state(cpu) > target)
+        result = transition(cpu, target, bringup);
     m_hotplug_lock.write_unlock();
     return result;
 }
+
+int Cpuhp::cpu_up(uint32_t cpu, CpuhpState target) { return operation(cpu, target, true); }
+int Cpuhp::cpu_down(uint32_t cpu, CpuhpState target) { return operation(cpu, target, false); }
 
 int Cpuhp::set_target(uint32_t cpu, CpuhpState target)
 {

@@ -165,8 +165,9 @@ private:
     };
 
     // Walking.
-    int do_cpu_up(uint32_t cpu, CpuhpState target);
-    int do_cpu_down(uint32_t cpu, CpuhpState target);
+    int operation(uint32_t cpu, CpuhpState target, bool bringup);
+    int transition(uint32_t cpu, CpuhpState target, bool bringup);
+    int walk(uint32_t cpu, CpuhpState target, bool bringup);
     int up_walk(uint32_t cpu, CpuhpState target);
     int down_walk(uint32_t cpu, CpuhpState target);
     CpuhpState set_state(uint32_t cpu, CpuhpState target, bool bringup);
