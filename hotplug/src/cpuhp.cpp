@@ -477,6 +477,7 @@ int Cpuhp::transition(uint32_t cpu, CpuhpState target, bool bringup)
         }
     }
     st.result.store(result, std::memory_order_relaxed);
+    m_platform.completed(cpu, state(cpu), result);
     return result;
 }
 

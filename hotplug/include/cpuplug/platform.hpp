@@ -43,6 +43,9 @@ public:
     virtual uint64_t now_ns() = 0;
     // Every callback's entry and exit.
     virtual void trace(TraceEvent const&) { }
+    // The end of a cpu_up/cpu_down on `cpu`: where it stands now and the operation's result (after any
+    // rollback). Called with the hotplug lock held: it must not start another operation.
+    virtual void completed(uint32_t, CpuhpState, int) { }
     // Something that must not happen did: a failed rollback, a failing STARTING callback, a lost AP.
     virtual void warn(char const* what, uint32_t cpu, CpuhpState state, int error) = 0;
     // Called while spinning on a lock.
