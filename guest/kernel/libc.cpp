@@ -47,3 +47,8 @@ extern "C" [[noreturn]] void __cxa_pure_virtual()
     for (;;)
         asm volatile("cli; hlt");
 }
+
+// Virtual destructors make the compiler emit deleting destructors that name operator delete. Nothing in
+// the guest allocates with new, so these are never reached; trap if they are.
+void operator delete(void*) noexcept { __builtin_trap(); }
+void operator delete(void*, size_t) noexcept { __builtin_trap(); }

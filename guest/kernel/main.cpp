@@ -1,22 +1,35 @@
-// kernel_main: the boot CPU's first C++ code. Reads the PVH start info, prints the banner, and either powers
-// off (exit_after_boot) or idles. Every line here runs at CPL0, where each instruction costs ~0.6 us on
-// nested PVM, so it stays short.
+// kernel_main: the boot CPU's kernel at CPL3 (entered from entry.S). Reads the start info and ACPI, sets
+// up the local APIC, the clock and the SCI, brings the other CPUs up through the hotplug core, then
+// serves ACPI events (the power button) until the machine powers off.
+#include "apic.hpp"
+#include "clock.hpp"
 #include "console.hpp"
+#include "ioapic.hpp"
+#include "memory.hpp"
+#include "percpu.hpp"
 #include "power.hpp"
+#include "smp.hpp"
 #include "status.hpp"
+#include "sys.hpp"
 #include "trap.hpp"
 #include "x86.hpp"
 
+#include <guest/lib/acpi_tables.hpp>
 #include <guest/lib/cmdline.hpp>
 #include <guest/lib/start_info.hpp>
+
+extern "C" uint32_t sci_ioregsel;
+extern "C" uint32_t sci_rte_masked;
+extern "C" uint32_t sci_count;
 
 namespace kernel {
 
 namespace {
 
-constexpr char const* VERSION = "0.1.0";
+constexpr char const* VERSION = "0.2.0";
 constexpr uint8_t EXIT_BAD_START_INFO = 5;
 constexpr uint64_t IDENTITY_MAPPED = uint64_t(4) << 30; // entry.S maps the first 4 GiB
+constexpr uint16_t PM1_PWRBTN = 1 << 8;
 
 uint64_t identity_readable(void*, uint64_t address)
 {
@@ -24,13 +37,7 @@ uint64_t identity_readable(void*, uint64_t address)
 }
 void const* identity_pointer(void*, uint64_t address) { return reinterpret_cast<void const*>(address); }
 
-uint32_t boot_apic_id()
-{
-    // Leaf 0xB gives the full 32-bit x2APIC id; leaf 1 only its low 8 bits.
-    if (x86::cpuid(0).eax >= 0xB)
-        return x86::cpuid(0xB).edx;
-    return x86::cpuid(1).ebx >> 24;
-}
+constexpr guest::PhysicalView PHYSICAL { identity_readable, identity_pointer, nullptr };
 
 // `fault=ud|pf|gp|de|panic` makes the kernel fail on purpose, so tests can see how failures are reported.
 void inject_fault(guest::StringView kind)
@@ -38,8 +45,7 @@ void inject_fault(guest::StringView kind)
     if (kind == "ud") {
         asm volatile("ud2");
     } else if (kind == "pf") {
-        // Just past the 4 GiB identity map: not present.
-        (void)*reinterpret_cast<uint8_t volatile*>(IDENTITY_MAPPED + 0x1000);
+        (void)*reinterpret_cast<uint8_t volatile*>(IDENTITY_MAPPED + 0x1000); // past the identity map
     } else if (kind == "gp") {
         (void)*reinterpret_cast<uint8_t volatile*>(0x8000000000000000ull); // non-canonical
     } else if (kind == "de") {
@@ -49,6 +55,68 @@ void inject_fault(guest::StringView kind)
     } else if (kind == "panic") {
         cpuplug::panic("requested by fault=panic", __FILE__, __LINE__);
     }
+}
+
+struct AcpiState {
+    bool present { false };
+    guest::acpi::Fadt fadt;
+    guest::acpi::Madt madt;
+    guest::acpi::MadtCpu* cpus { nullptr };
+};
+
+AcpiState read_acpi(guest::BootInfo const& boot)
+{
+    AcpiState acpi;
+    uint64_t rsdp = guest::acpi::find_rsdp(PHYSICAL, boot.rsdp_address);
+    auto tables = guest::acpi::read_tables(PHYSICAL, rsdp);
+    if (!tables.has_value()) {
+        console_write_line(guest::LineBuffer().text("acpi: ").text(guest::acpi::to_string(tables.error()))
+                               .text("; booting one CPU"));
+        return acpi;
+    }
+    acpi.cpus = static_cast<guest::acpi::MadtCpu*>(allocate(sizeof(guest::acpi::MadtCpu) * GUEST_MAX_CPUS, 8, Zeroed::No));
+    auto madt = guest::acpi::read_madt(PHYSICAL, tables->madt, acpi.cpus, GUEST_MAX_CPUS);
+    if (!madt.has_value()) {
+        console_write_line(guest::LineBuffer().text("acpi: MADT: ").text(guest::acpi::to_string(madt.error()))
+                               .text("; booting one CPU"));
+        return acpi;
+    }
+    acpi.present = true;
+    acpi.fadt = tables->fadt;
+    acpi.madt = madt.release_value();
+    return acpi;
+}
+
+// The SCI: routed through the IOAPIC to the boot CPU, level-triggered as the MADT's override says.
+// The stub in entry.S masks it on arrival; serve_sci() clears the event and unmasks it.
+uint32_t g_sci_gsi = 9;
+
+void route_sci(AcpiState const& acpi, uint32_t boot_apic_id)
+{
+    uint32_t gsi = acpi.fadt.sci_irq;
+    uint16_t flags = guest::acpi::override_flags(acpi.madt, static_cast<uint8_t>(acpi.fadt.sci_irq), &gsi);
+    // ACPI: the SCI is level-triggered and active low unless an override says otherwise.
+    bool level = (flags & 0xC) != 0x4;
+    bool active_low = (flags & 0x3) == 0x3 || (flags & 0x3) == 0;
+    g_sci_gsi = gsi;
+    uint32_t low = ioapic::route({ gsi, VECTOR_SCI, level, active_low, boot_apic_id });
+    sci_ioregsel = 0x10 + 2 * (gsi - acpi.madt.ioapic_gsi_base);
+    sci_rte_masked = low;
+    // The power button (fixed feature) raises the SCI when enabled: QMP's system_powerdown.
+    if (acpi.fadt.pm1a_event != 0)
+        sys::outw(static_cast<uint16_t>(acpi.fadt.pm1a_event + acpi.fadt.pm1_event_length / 2), PM1_PWRBTN);
+    ioapic::unmask(gsi);
+}
+
+void serve_sci(AcpiState const& acpi)
+{
+    uint16_t status = acpi.fadt.pm1a_event ? sys::inw(acpi.fadt.pm1a_event) : 0;
+    if (status & PM1_PWRBTN) {
+        sys::outw(acpi.fadt.pm1a_event, PM1_PWRBTN); // write 1 to clear
+        console_write_line(guest::LineBuffer().text("acpi: power button pressed, powering off"));
+        power_off();
+    }
+    ioapic::unmask(g_sci_gsi);
 }
 
 } // namespace
@@ -61,34 +129,73 @@ extern "C" [[noreturn]] void kernel_main(uint32_t start_info_address)
     status_init();
     status_report(status_port::milestone(status_port::Milestone::KernelEntry));
 
-    guest::PhysicalView view { identity_readable, identity_pointer, nullptr };
-    auto boot = guest::parse_start_info(start_info_address, view);
+    auto boot = guest::parse_start_info(start_info_address, PHYSICAL);
     if (!boot.has_value()) {
-        guest::LineBuffer line;
-        line.text("guest: cannot boot: ").text(guest::to_string(boot.error()));
-        console_write_line(line);
+        console_write_line(guest::LineBuffer().text("guest: cannot boot: ").text(guest::to_string(boot.error())));
         power_off_failure(EXIT_BAD_START_INFO);
     }
     guest::Cmdline cmdline(boot->cmdline);
+    memory_init(*boot);
+
+    auto acpi = read_acpi(*boot);
+    if (acpi.present)
+        power_set_pm1a_control(acpi.fadt.pm1a_control);
+    apic::init_boot_cpu();
+    uint32_t boot_apic_id = apic::read_id();
+    clock_init(acpi.present ? acpi.fadt.pm_timer : 0);
+    if (acpi.present) {
+        ioapic::init(acpi.madt.ioapic_address, acpi.madt.ioapic_gsi_base);
+        route_sci(acpi, boot_apic_id);
+    }
+
+    guest::acpi::MadtCpu self { 0, boot_apic_id, true, false };
+    auto const* cpus = acpi.present ? acpi.cpus : &self;
+    size_t count = acpi.present ? acpi.madt.cpu_count : 1;
+    uint32_t present = 0;
+    for (size_t i = 0; i < count; ++i)
+        present += cpus[i].enabled ? 1 : 0;
 
     guest::LineBuffer line;
-    line.text("cpuplug guest ").text(VERSION).text(": boot cpu apic id ").dec(boot_apic_id()).text(", ")
-        .dec(boot->ram_bytes >> 20).text(" MiB RAM, status port ");
-    if (status_present())
-        line.text("on");
-    else
-        line.text("absent");
-    line.text(", cmdline \"").text(cmdline.text()).ch('"');
+    line.text("cpuplug guest ").text(VERSION).text(": boot cpu apic id ").dec(boot_apic_id)
+        .text(apic::x2apic() ? " (x2APIC), " : " (xAPIC), ").dec(boot->ram_bytes >> 20).text(" MiB RAM, ")
+        .dec(count).text(" possible CPUs (").dec(present).text(" present), TSC ").dec(tsc_hz() / 1'000'000)
+        .text(tsc_hz_from_cpuid() ? " MHz (cpuid)" : " MHz (calibrated)").text(", status port ")
+        .text(status_present() ? "on" : "absent").text(", cmdline \"").text(cmdline.text()).ch('"');
     console_write_line(line);
 
     guest::StringView fault;
     if (cmdline.find("fault", fault))
         inject_fault(fault);
 
+    auto config = smp::config_from(cmdline);
+    if (!smp::init(cpus, count, boot_apic_id, config, *boot))
+        power_off_failure(EXIT_GUEST_PANIC);
+    smp::apply_fail_injection(cmdline);
+    auto result = smp::bring_up();
+    line.clear();
+    line.text("smp: ").dec(result.online).text(" of ").dec(result.present).text(" CPUs online (")
+        .text(config.parallel ? "parallel" : "serial").text(", cpu_init_udelay=").dec(config.init_udelay_us)
+        .text(") in ").dec(result.elapsed_ns / 1'000'000).ch('.');
+    uint64_t micros = (result.elapsed_ns / 1000) % 1000;
+    line.ch(static_cast<char>('0' + micros / 100)).ch(static_cast<char>('0' + micros / 10 % 10))
+        .ch(static_cast<char>('0' + micros % 10)).text(" ms");
+    console_write_line(line);
+
     status_report(status_port::milestone(status_port::Milestone::BootDone));
     if (cmdline.get_bool("exit_after_boot", false))
         power_off();
 
-    for (;;)
-        x86::safe_halt();
+    auto& me = this_percpu();
+    uint32_t sci_seen = __atomic_load_n(&sci_count, __ATOMIC_ACQUIRE);
+    for (;;) {
+        uint32_t wake = me.wake.load(std::memory_order_acquire);
+        uint32_t sci = __atomic_load_n(&sci_count, __ATOMIC_ACQUIRE);
+        if (sci != sci_seen) {
+            sci_seen = sci;
+            if (acpi.present)
+                serve_sci(acpi);
+            continue;
+        }
+        sys::wait(reinterpret_cast<uint32_t volatile*>(&me.wake), wake, 0);
+    }
 }

@@ -1,7 +1,9 @@
 // ACPI S5: SLP_TYP from \_S5 (0 on QEMU q35 and on cpuplug) with SLP_EN (bit 13) in PM1a_CNT.
 #include "power.hpp"
 
+#include "percpu.hpp"
 #include "status.hpp"
+#include "sys.hpp"
 #include "x86.hpp"
 
 namespace kernel {
@@ -16,8 +18,11 @@ void power_set_pm1a_control(uint16_t port) { g_pm1a_control = port; }
 
 void power_off()
 {
+    if (at_cpl3()) {
+        sys::outw(g_pm1a_control, SLP_TYP_S5 | SLP_EN);
+        sys::park(); // a platform without ACPI soft-off: stop here rather than run on
+    }
     x86::outw(g_pm1a_control, SLP_TYP_S5 | SLP_EN);
-    // A platform without ACPI soft-off: stop here rather than run on.
     x86::halt_forever();
 }
 

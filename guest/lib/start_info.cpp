@@ -38,6 +38,7 @@ cpuplug::Result<BootInfo, StartInfoError> parse_start_info(uint64_t address, Phy
         return cpuplug::unexpected(StartInfoError::NoMemmap);
 
     BootInfo boot;
+    boot.start_info = info;
     boot.memmap = view.at<pvh::MemmapEntry>(info->memmap_paddr, info->memmap_entries);
     if (!boot.memmap)
         return cpuplug::unexpected(StartInfoError::Unmapped);

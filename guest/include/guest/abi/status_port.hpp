@@ -23,13 +23,29 @@ inline constexpr uint16_t REG_EVENT = 0x0; // write, 32 bits: one event word
 // Event word: [31:28] kind, the rest depends on the kind.
 enum class Kind : uint32_t {
     Milestone = 0x1, // [15:0] Milestone
+    Cpu = 0x2,       // [27:16] CPU index, [15:8] CpuEvent, [7:0] step: [5:0] state, [6] going down, [7] rollback
     Exit = 0xF,      // [7:0] exit status the VMM should exit with (0 = success)
 };
 
 enum class Milestone : uint16_t {
-    KernelEntry = 1, // first C++ code on the boot CPU
-    BootDone = 2,    // banner printed, boot finished
+    KernelEntry = 1, // first kernel code on the boot CPU
+    BootDone = 2,    // every present CPU has been brought up (or tried), the boot is finished
+    SmpStart = 3,    // the bring-up of the application processors begins
 };
+
+enum class CpuEvent : uint8_t {
+    Kicked = 1,     // cpu:kick_ap begins: INIT goes out next
+    Alive = 2,      // the AP reached its sync point
+    Online = 3,     // the CPU reached the online state
+    Offline = 4,    // the CPU reached the offline state
+    StepFailed = 5, // a step failed (the step field names it); a rollback follows
+    Step = 6,       // a step completed (only with cpuhp.trace=1)
+    Stopped = 7,    // an operation ended elsewhere than online/offline (the step field: the state)
+};
+
+constexpr uint32_t MAX_CPU_INDEX = 0xFFF;
+constexpr uint8_t STEP_DOWN = 1u << 6;
+constexpr uint8_t STEP_ROLLBACK = 1u << 7;
 
 constexpr uint32_t make_event(Kind kind, uint32_t payload)
 {
@@ -39,6 +55,13 @@ constexpr Kind event_kind(uint32_t event) { return static_cast<Kind>(event >> 28
 constexpr uint32_t event_payload(uint32_t event) { return event & 0x0FFFFFFF; }
 
 constexpr uint32_t milestone(Milestone m) { return make_event(Kind::Milestone, static_cast<uint32_t>(m)); }
+constexpr uint32_t cpu_event(CpuEvent event, uint32_t cpu, uint8_t step)
+{
+    return make_event(Kind::Cpu, ((cpu & MAX_CPU_INDEX) << 16) | (uint32_t(event) << 8) | step);
+}
+constexpr uint32_t event_cpu(uint32_t event) { return (event >> 16) & MAX_CPU_INDEX; }
+constexpr CpuEvent event_cpu_event(uint32_t event) { return static_cast<CpuEvent>((event >> 8) & 0xFF); }
+constexpr uint8_t event_step(uint32_t event) { return static_cast<uint8_t>(event & 0xFF); }
 constexpr uint32_t exit_with(uint8_t status) { return make_event(Kind::Exit, status); }
 
 } // namespace status_port

@@ -35,6 +35,7 @@ enum class StartInfoError {
 char const* to_string(StartInfoError);
 
 struct BootInfo {
+    pvh::StartInfo const* start_info { nullptr };
     StringView cmdline;
     uint64_t ram_bytes { 0 };     // sum of the RAM entries of the memory map
     uint64_t rsdp_address { 0 };  // 0 when the loader gave none

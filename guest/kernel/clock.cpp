@@ -1,0 +1,73 @@
+// Clock set-up and conversions. ns = tsc * mult >> 32 with a 128-bit product, so no division on the path.
+#include "clock.hpp"
+
+namespace kernel {
+
+namespace {
+uint64_t g_tsc_hz = 1'000'000'000;
+uint64_t g_ns_mult = uint64_t(1) << 32; // ns per TSC tick, << 32
+uint64_t g_timer_khz = 1'000'000;       // KVM's LAPIC timer counts at 1 GHz
+uint64_t g_tsc_at_boot = 0;
+bool g_from_cpuid = false;
+
+void set_tsc_hz(uint64_t hz)
+{
+    g_tsc_hz = hz;
+    g_ns_mult = static_cast<uint64_t>((static_cast<unsigned __int128>(1'000'000'000) << 32) / hz);
+}
+
+// 10 ms against the 3.579545 MHz PM timer: enough for the accuracy a 10 ms INIT delay needs.
+uint64_t calibrate(uint16_t pm_timer_port)
+{
+    constexpr uint32_t PM_HZ = 3'579'545;
+    constexpr uint32_t TICKS = PM_HZ / 100;
+    uint32_t start = sys::inl(pm_timer_port) & 0xFFFFFF;
+    uint64_t tsc_start = x86::rdtsc();
+    uint32_t elapsed = 0;
+    while (elapsed < TICKS)
+        elapsed = ((sys::inl(pm_timer_port) & 0xFFFFFF) - start) & 0xFFFFFF;
+    uint64_t tsc_elapsed = x86::rdtsc() - tsc_start;
+    return tsc_elapsed * PM_HZ / elapsed;
+}
+} // namespace
+
+void clock_init(uint16_t pm_timer_port)
+{
+    g_tsc_at_boot = x86::rdtsc();
+    auto signature = sys::cpuid(0x40000000);
+    if (signature.eax >= 0x40000010) {
+        auto leaf = sys::cpuid(0x40000010);
+        if (leaf.eax != 0) {
+            set_tsc_hz(uint64_t(leaf.eax) * 1000);
+            g_from_cpuid = true;
+        }
+        if (leaf.ebx != 0)
+            g_timer_khz = leaf.ebx;
+    }
+    if (!g_from_cpuid && pm_timer_port != 0)
+        set_tsc_hz(calibrate(pm_timer_port));
+}
+
+uint64_t tsc_hz() { return g_tsc_hz; }
+bool tsc_hz_from_cpuid() { return g_from_cpuid; }
+
+uint64_t now_ns()
+{
+    uint64_t ticks = x86::rdtsc() - g_tsc_at_boot;
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(ticks) * g_ns_mult) >> 32);
+}
+
+uint64_t ns_to_timer_ticks(uint64_t ns)
+{
+    uint64_t ticks = ns * g_timer_khz / 1'000'000;
+    return ticks == 0 ? 1 : ticks;
+}
+
+void delay_us(uint64_t microseconds)
+{
+    if (microseconds == 0)
+        return;
+    (void)wait_until([] { return false; }, microseconds * 1000);
+}
+
+} // namespace kernel

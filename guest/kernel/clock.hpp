@@ -1,0 +1,43 @@
+// Time: the TSC as the clock (its frequency from CPUID 0x40000010, else calibrated on the ACPI PM timer),
+// and waits that halt until an interrupt or the LAPIC one-shot timer, never spin.
+#pragma once
+
+#include "percpu.hpp"
+#include "sys.hpp"
+#include "x86.hpp"
+
+#include <cstdint>
+
+namespace kernel {
+
+// `pm_timer_port` 0: no PM timer (then 1 GHz is assumed, the rate of KVM's clocks).
+void clock_init(uint16_t pm_timer_port);
+uint64_t tsc_hz();
+bool tsc_hz_from_cpuid();
+uint64_t now_ns();
+uint64_t ns_to_timer_ticks(uint64_t ns);
+
+// Waits until `done()` holds or `timeout_ns` passes; true if it holds. Halts between looks; any interrupt
+// on this CPU (an IPI, the timer) makes it look again.
+template<typename Done>
+bool wait_until(Done&& done, uint64_t timeout_ns)
+{
+    auto& me = this_percpu();
+    uint64_t deadline = now_ns() + timeout_ns;
+    for (;;) {
+        uint32_t seen = me.wake.load(std::memory_order_acquire);
+        if (done())
+            return true;
+        uint64_t now = now_ns();
+        if (now >= deadline)
+            return false;
+        uint64_t left = deadline - now;
+        // The timer's count is 32 bits: wait in slices of at most a second.
+        sys::wait(reinterpret_cast<uint32_t volatile*>(&me.wake), seen,
+            ns_to_timer_ticks(left < 1'000'000'000 ? left : 1'000'000'000));
+    }
+}
+
+void delay_us(uint64_t microseconds);
+
+} // namespace kernel
