@@ -64,7 +64,9 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
     std::string memory_text;
     std::string serial_text = "stdio";
     std::string kernel;
-    app.add_option("--cpus", cpus_text, "Number of vCPUs at boot")->type_name("N");
+    app.add_option("--cpus", cpus_text,
+           "vCPUs and topology, as QEMU's -smp: N[,maxcpus=M][,sockets=S][,dies=D][,cores=C][,threads=T]")
+        ->type_name("N[,...]");
     app.add_option("--memory,-m", memory_text,
            "Guest RAM: a number with an optional K/M/G/T suffix; a bare number is MiB (default 256M)")
         ->type_name("SIZE");
@@ -77,6 +79,17 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
     app.add_option("--log-level", options.log_level, "trace, debug, info, warn (default), error, critical or off")
         ->check(CLI::IsMember({ "trace", "debug", "info", "warn", "error", "critical", "off" }))
         ->type_name("LEVEL");
+    std::string bringup = "parallel";
+    app.add_option("--bringup", bringup, "How the guest starts its APs: parallel (default) or serial")
+        ->check(CLI::IsMember({ "parallel", "serial" }))
+        ->type_name("parallel|serial");
+    std::string init_delay = "10000";
+    app.add_option("--init-delay-us", init_delay,
+           "Microseconds between INIT and STARTUP (guest cpu_init_udelay; default 10000, 0 as Linux on KVM)")
+        ->type_name("N");
+    std::string boot_report;
+    app.add_option("--boot-report", boot_report, "Write the boot report (JSON) to FILE, or to stdout with -")
+        ->type_name("FILE");
     app.add_flag("--exit-after-boot", machine.exit_after_boot,
         "Power the guest off once it has booted (for tests and benchmarks)");
 
@@ -91,15 +104,17 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
         return cpuplug::unexpected(usage_error(what.empty() ? "bad command line" : what));
     }
 
-    // --cpus: a positive number; SMP arrives with the SMP issue (docs/roadmap.md).
-    if (cpus_text.empty() || cpus_text.find_first_not_of("0123456789") != std::string::npos || cpus_text.size() > 9)
-        return cpuplug::unexpected(usage_error(fmt::format("--cpus: '{}' is not a number of CPUs", cpus_text)));
-    machine.cpus = static_cast<uint32_t>(std::stoul(cpus_text));
-    if (machine.cpus == 0)
-        return cpuplug::unexpected(usage_error("--cpus: a VM needs at least one CPU"));
-    if (machine.cpus > 1)
-        return cpuplug::unexpected(usage_error(fmt::format(
-            "--cpus {}: SMP is coming (docs/roadmap.md); this build boots one vCPU, use --cpus 1", machine.cpus)));
+    auto smp = parse_smp(cpus_text);
+    if (!smp.has_value())
+        return cpuplug::unexpected(usage_error(fmt::format("--cpus: {}", smp.error())));
+    machine.smp = smp.release_value();
+
+    machine.bringup = bringup == "serial" ? Bringup::Serial : Bringup::Parallel;
+    if (init_delay.empty() || init_delay.size() > 9 || init_delay.find_first_not_of("0123456789") != std::string::npos)
+        return cpuplug::unexpected(usage_error(fmt::format("--init-delay-us: '{}' is not a number of microseconds", init_delay)));
+    machine.init_delay_us = std::stoull(init_delay);
+    if (!boot_report.empty())
+        machine.boot_report = boot_report;
 
     if (!memory_text.empty()) {
         auto bytes = parse_memory_size(memory_text);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "arch/x86_64/layout.hpp"
+#include "smp_config.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -16,8 +17,13 @@ struct SerialConfig {
     std::string path; // for Kind::File
 };
 
+enum class Bringup { Parallel, Serial };
+
 struct MachineConfig {
-    uint32_t cpus { 1 };
+    SmpConfig smp;                          // --cpus
+    Bringup bringup { Bringup::Parallel };  // --bringup: cpuhp.parallel= for the guest
+    uint64_t init_delay_us { 10000 };       // --init-delay-us: cpu_init_udelay= for the guest
+    std::optional<std::string> boot_report; // --boot-report: a path, or "-" for stdout
     uint64_t memory_bytes { layout::DEFAULT_RAM };
     std::optional<std::string> kernel_path; // empty: the embedded guest
     std::string cmdline;                    // appended after cpuplug's own guest parameters

@@ -5,11 +5,18 @@
 #include "arch/x86_64/cpuid.hpp"
 #include "arch/x86_64/layout.hpp"
 #include "arch/x86_64/regs.hpp"
+#include "arch/x86_64/topology.hpp"
 #include "boot/elf.hpp"
 #include "boot/pvh.hpp"
 #include "embedded_guest.hpp"
 
+#include <acpi/tables.hpp>
+#include <guest/lib/cmdline.hpp>
+
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
+#include <cstdio>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -51,6 +58,17 @@ Machine::Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm
     , m_vm(std::move(vm))
 {
     m_timeline.process_start = config.process_start;
+    for (uint32_t i = 0; i < config.smp.maxcpus; ++i)
+        m_apic_ids.push_back(apic_id_from_index(config.smp.topology, i));
+    // What the guest will really use: the last occurrence on its command line wins, as in Linux.
+    std::string const cmdline = guest_cmdline();
+    guest::Cmdline line(guest::StringView(cmdline.data(), cmdline.size()));
+    BootReport::Settings settings;
+    settings.vcpus = config.smp.cpus;
+    settings.parallel = line.get_bool("cpuhp.parallel", true);
+    settings.init_delay_us = line.get_u64("cpu_init_udelay", 10000);
+    std::vector<uint32_t> present(m_apic_ids.begin(), m_apic_ids.begin() + config.smp.cpus);
+    m_report = std::make_unique<BootReport>(config.process_start, std::move(present), settings);
 }
 
 Machine::~Machine()
@@ -90,11 +108,48 @@ cpuplug::Result<std::unique_ptr<Machine>, std::string> Machine::create(MachineCo
 
     std::unique_ptr<Machine> machine(new Machine(config, std::move(kvm), memory.release_value(), vm.release_value()));
     machine->m_timeline.vm_created = std::chrono::steady_clock::now();
+    TRY(machine->check_limits());
     TRY(machine->set_up_devices());
+    TRY(machine->build_acpi());
     TRY(machine->load_kernel());
+    machine->m_report->vcpus_creating(std::chrono::steady_clock::now());
     TRY(machine->create_vcpus());
     machine->m_timeline.vcpus_created = std::chrono::steady_clock::now();
+    machine->m_report->vcpus_created(machine->m_timeline.vcpus_created);
     return machine;
+}
+
+cpuplug::Result<void, std::string> Machine::check_limits() const
+{
+    auto const& limits = m_kvm.limits();
+    auto const& smp = m_config.smp;
+    if (smp.maxcpus > limits.max_vcpus)
+        return cpuplug::unexpected(fmt::format(
+            "Number of SMP cpus requested ({}) exceeds the maximum cpus supported by KVM ({})", smp.maxcpus,
+            limits.max_vcpus));
+    uint32_t highest = *std::max_element(m_apic_ids.begin(), m_apic_ids.end());
+    if (highest >= limits.max_vcpu_id)
+        return cpuplug::unexpected(fmt::format(
+            "the topology needs APIC id {}, but KVM takes vCPU ids below {}: use a denser topology", highest,
+            limits.max_vcpu_id));
+    return {};
+}
+
+cpuplug::Result<void, std::string> Machine::build_acpi()
+{
+    acpi::PlatformConfig platform;
+    for (uint32_t i = 0; i < m_config.smp.maxcpus; ++i)
+        platform.cpus.push_back({ i, m_apic_ids[i], i < m_config.smp.cpus });
+    platform.pm_base = AcpiPm::BASE;
+    platform.sci_irq = SCI_GSI;
+    auto tables = acpi::build_tables(platform, layout::ACPI_TABLES_START,
+        layout::ACPI_TABLES_END - layout::ACPI_TABLES_START, layout::RSDP);
+    if (!tables.has_value())
+        return cpuplug::unexpected(fmt::format("cannot build the ACPI tables: {}", tables.error()));
+    MUST(m_memory.write(tables->blob_address, tables->blob));
+    MUST(m_memory.write(tables->rsdp_address, tables->rsdp));
+    m_rsdp = tables->rsdp_address;
+    return {};
 }
 
 cpuplug::Result<void, std::string> Machine::set_up_devices()
@@ -149,14 +204,12 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
 
 std::string Machine::guest_cmdline() const
 {
-    std::string line;
+    std::string line = fmt::format("cpuhp.parallel={} cpu_init_udelay={}",
+        m_config.bringup == Bringup::Parallel ? 1 : 0, m_config.init_delay_us);
     if (m_config.exit_after_boot)
-        line = "exit_after_boot";
-    if (!m_config.cmdline.empty()) {
-        if (!line.empty())
-            line += ' ';
-        line += m_config.cmdline; // last, so a user's setting overrides ours
-    }
+        line += " exit_after_boot";
+    if (!m_config.cmdline.empty())
+        line += " " + m_config.cmdline; // last, so a user's setting overrides ours
     return line;
 }
 
@@ -173,7 +226,7 @@ cpuplug::Result<void, std::string> Machine::load_kernel()
     auto image = parse_pvh_elf(file);
     if (!image.has_value())
         return cpuplug::unexpected(fmt::format("cannot boot {}: {}", name, image.error().message));
-    auto boot = load_pvh_kernel(m_memory, file, image.value(), guest_cmdline(), 0);
+    auto boot = load_pvh_kernel(m_memory, file, image.value(), guest_cmdline(), m_rsdp);
     if (!boot.has_value())
         return cpuplug::unexpected(fmt::format("cannot boot {}: {}", name, boot.error()));
     m_boot_entry = boot->entry;
@@ -187,19 +240,59 @@ cpuplug::Result<void, std::string> Machine::create_vcpus()
     if (!supported.has_value())
         return cpuplug::unexpected(fail("cannot read the host's CPUID", supported.error()));
 
-    auto vcpu = m_vm.create_vcpu(0);
-    if (!vcpu.has_value())
-        return cpuplug::unexpected(fail("cannot create vCPU 0", vcpu.error()));
-    auto& bsp = *m_vcpus.emplace_back(std::make_unique<Vcpu>(vcpu.release_value()));
+    // KVM_CREATE_VCPU holds the VM's lock only for its bookkeeping; most of its ~0.3 ms here is vCPU
+    // set-up outside the lock, so a few workers create vCPUs side by side (one per host core).
+    uint32_t count = m_config.smp.cpus;
+    uint32_t workers = std::clamp<uint32_t>(std::thread::hardware_concurrency(), 1, 8);
+    workers = std::min(workers, (count + 15) / 16); // small VMs are not worth a thread
+    std::vector<std::unique_ptr<Vcpu>> vcpus(count);
+    std::vector<std::string> errors(workers == 0 ? 1 : workers);
+    auto tsc_khz = std::make_shared<std::atomic<uint32_t>>(0);
+    auto create_range = [&](uint32_t worker, uint32_t stride) {
+        CpuidParams params;
+        params.topology = m_config.smp.topology;
+        params.status_port = status_port::DEFAULT_PORT;
+        for (uint32_t index = worker; index < count; index += stride) {
+            uint32_t apic_id = m_apic_ids[index];
+            // vCPU id = APIC id: KVM gives each vCPU's local APIC its id.
+            auto vcpu = m_vm.create_vcpu(apic_id);
+            if (!vcpu.has_value()) {
+                errors[worker] = fail(fmt::format("cannot create vCPU {}", index).c_str(), vcpu.error());
+                return;
+            }
+            auto created = std::make_unique<Vcpu>(vcpu.release_value());
+            if (tsc_khz->load() == 0)
+                tsc_khz->store(created->tsc_khz().value_or(0));
+            params.tsc_khz = tsc_khz->load();
+            params.apic_id = apic_id;
+            if (auto set = created->set_cpuid(build_cpuid(supported.value(), params)); !set.has_value()) {
+                errors[worker] = fail("cannot set a vCPU's CPUID", set.error());
+                return;
+            }
+            vcpus[index] = std::move(created);
+        }
+    };
+    if (workers <= 1) {
+        create_range(0, 1);
+    } else {
+        std::vector<std::thread> pool;
+        for (uint32_t w = 0; w < workers; ++w)
+            pool.emplace_back(create_range, w, workers);
+        for (auto& thread : pool)
+            thread.join();
+    }
+    for (auto const& error : errors)
+        if (!error.empty())
+            return cpuplug::unexpected(error);
 
-    CpuidParams params;
-    params.apic_id = 0;
-    params.tsc_khz = bsp.tsc_khz().value_or(0);
-    params.status_port = status_port::DEFAULT_PORT;
-    auto cpuid = build_cpuid(supported.value(), params);
-    if (auto set = bsp.set_cpuid(cpuid); !set.has_value())
-        return cpuplug::unexpected(fail("cannot set vCPU 0's CPUID", set.error()));
+    // Application processors stay as KVM made them: UNINITIALIZED until the guest's INIT/SIPI.
+    Buses buses { m_io_bus, m_mmio_bus };
+    for (auto& vcpu : vcpus) {
+        m_threads.push_back(std::make_unique<VcpuThread>(*vcpu, buses, static_cast<VcpuThreadEvents&>(*this)));
+        m_vcpus.push_back(std::move(vcpu));
+    }
 
+    auto& bsp = *m_vcpus.front();
     auto sregs = bsp.get_sregs();
     if (!sregs.has_value())
         return cpuplug::unexpected(fail("cannot read vCPU 0's registers", sregs.error()));
@@ -208,9 +301,6 @@ cpuplug::Result<void, std::string> Machine::create_vcpus()
         return cpuplug::unexpected(fail("cannot set vCPU 0's segment registers", set.error()));
     if (auto set = bsp.set_regs(pvh_entry_regs(m_boot_entry, m_boot_start_info)); !set.has_value())
         return cpuplug::unexpected(fail("cannot set vCPU 0's registers", set.error()));
-
-    Buses buses { m_io_bus, m_mmio_bus };
-    m_threads.push_back(std::make_unique<VcpuThread>(bsp, buses, static_cast<VcpuThreadEvents&>(*this)));
     return {};
 }
 
@@ -222,13 +312,18 @@ int Machine::run()
         m_io.run();
     });
 
+    // Application processors first, each in its KVM_RUN loop before the boot vCPU runs. (KVM queues an
+    // INIT/SIPI for a vCPU that is not running yet, but one that does not exist would lose it.)
+    for (size_t i = 1; i < m_threads.size(); ++i)
+        m_threads[i]->start();
+    for (size_t i = 1; i < m_threads.size(); ++i)
+        m_threads[i]->wait_started(std::chrono::seconds(5));
     {
         std::lock_guard lock(m_mutex);
         m_timeline.guest_started = std::chrono::steady_clock::now();
     }
-    // Application processors first: a late AP would miss its INIT/SIPI. The boot vCPU is element 0.
-    for (size_t i = m_threads.size(); i-- > 0;)
-        m_threads[i]->start();
+    m_report->guest_started(m_timeline.guest_started);
+    m_threads[0]->start();
 
     ExitRequest request;
     {
@@ -255,6 +350,8 @@ int Machine::run()
         spdlog::info("{}", request.reason);
     else
         spdlog::error("{}", request.reason);
+    if (!m_report->done())
+        write_boot_report(request.reason);
     log_timeline();
     return request.code;
 }
@@ -280,13 +377,24 @@ void Machine::on_status_event(uint32_t event, std::chrono::steady_clock::time_po
     switch (event_kind(event)) {
     case Kind::Milestone: {
         auto milestone = static_cast<Milestone>(event_payload(event) & 0xFFFF);
-        std::lock_guard lock(m_mutex);
-        if (milestone == Milestone::KernelEntry && !m_timeline.kernel_entry)
-            m_timeline.kernel_entry = when;
-        else if (milestone == Milestone::BootDone && !m_timeline.boot_done)
-            m_timeline.boot_done = when;
+        {
+            std::lock_guard lock(m_mutex);
+            if (milestone == Milestone::KernelEntry && !m_timeline.kernel_entry)
+                m_timeline.kernel_entry = when;
+            else if (milestone == Milestone::BootDone && !m_timeline.boot_done)
+                m_timeline.boot_done = when;
+        }
+        if (milestone == Milestone::KernelEntry)
+            m_report->kernel_entry(when);
+        if (milestone == Milestone::BootDone) {
+            m_report->boot_done(when);
+            write_boot_report(std::nullopt);
+        }
         break;
     }
+    case Kind::Cpu:
+        on_cpu_event(event, when);
+        break;
     case Kind::Exit: {
         auto status = static_cast<uint8_t>(event_payload(event));
         if (status == 0)
@@ -299,6 +407,66 @@ void Machine::on_status_event(uint32_t event, std::chrono::steady_clock::time_po
         spdlog::warn("status port: unknown event {:#010x}", event);
         break;
     }
+}
+
+void Machine::on_cpu_event(uint32_t event, std::chrono::steady_clock::time_point when)
+{
+    using namespace status_port;
+    uint32_t cpu = event_cpu(event);
+    uint8_t step = event_step(event);
+    uint8_t state = step & 0x3F;
+    switch (event_cpu_event(event)) {
+    case CpuEvent::Kicked:
+        m_report->kicked(cpu, when);
+        break;
+    case CpuEvent::Alive:
+        m_report->alive(cpu, when);
+        break;
+    case CpuEvent::Online:
+        m_report->online(cpu, when);
+        break;
+    case CpuEvent::Offline:
+        m_report->offline(cpu, when);
+        break;
+    case CpuEvent::StepFailed:
+        m_report->step_failed(cpu, state, (step & STEP_DOWN) != 0);
+        spdlog::info("cpu {}: step {} failed going {}", cpu, state, (step & STEP_DOWN) ? "down" : "up");
+        break;
+    case CpuEvent::Stopped:
+        m_report->stopped(cpu, state);
+        break;
+    case CpuEvent::Step:
+        spdlog::debug("cpu {}: step {} {}{}", cpu, state, (step & STEP_DOWN) ? "down" : "up",
+            (step & STEP_ROLLBACK) ? " (rollback)" : "");
+        break;
+    default:
+        spdlog::warn("status port: unknown CPU event {:#010x}", event);
+        break;
+    }
+}
+
+void Machine::write_boot_report(std::optional<std::string> const& error)
+{
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_report_written || !m_config.boot_report)
+            return;
+        m_report_written = true;
+    }
+    std::string text = m_report->json(error) + "\n";
+    if (*m_config.boot_report == "-") {
+        m_serial->flush(); // keep the console's lines whole around the report
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+        return;
+    }
+    FILE* file = std::fopen(m_config.boot_report->c_str(), "w");
+    if (!file) {
+        spdlog::error("cannot write the boot report to {}: {}", *m_config.boot_report, std::strerror(errno));
+        return;
+    }
+    std::fwrite(text.data(), 1, text.size(), file);
+    std::fclose(file);
 }
 
 void Machine::log_timeline() const

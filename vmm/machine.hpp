@@ -2,6 +2,7 @@
 // the kernel; run() starts the threads and blocks until the VM ends, returning vmm's exit code.
 #pragma once
 
+#include "boot_report.hpp"
 #include "config.hpp"
 #include "cpu/vcpu_thread.hpp"
 #include "devices/acpi_pm.hpp"
@@ -58,11 +59,15 @@ public:
 
 private:
     explicit Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm);
+    cpuplug::Result<void, std::string> check_limits() const;
     cpuplug::Result<void, std::string> set_up_devices();
+    cpuplug::Result<void, std::string> build_acpi();
     cpuplug::Result<void, std::string> load_kernel();
     cpuplug::Result<void, std::string> create_vcpus();
     std::string guest_cmdline() const;
     void on_status_event(uint32_t event, std::chrono::steady_clock::time_point when);
+    void on_cpu_event(uint32_t event, std::chrono::steady_clock::time_point when);
+    void write_boot_report(std::optional<std::string> const& error);
     void log_timeline() const;
 
     void vcpu_failed(uint32_t vcpu_id, std::string const& reason) override;
@@ -80,6 +85,10 @@ private:
     std::shared_ptr<StatusPort> m_status;
     uint32_t m_boot_entry { 0 };
     uint32_t m_boot_start_info { 0 };
+    uint64_t m_rsdp { 0 };
+    std::vector<uint32_t> m_apic_ids;      // of every possible CPU, by index
+    std::unique_ptr<BootReport> m_report;
+    bool m_report_written { false };       // guarded by m_mutex
     std::vector<std::unique_ptr<Vcpu>> m_vcpus;
     std::vector<std::unique_ptr<VcpuThread>> m_threads;
 

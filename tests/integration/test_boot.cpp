@@ -42,7 +42,7 @@ TEST_CASE("the guest sees the memory size and the command line it is given", "[i
     INFO(result.out << result.err);
     CHECK(result.exit_code == 0);
     CHECK(result.out.find("63 MiB RAM") != std::string::npos);
-    CHECK(result.out.find("cmdline \"exit_after_boot hello=world\"") != std::string::npos);
+    CHECK(result.out.find("exit_after_boot hello=world\"") != std::string::npos);
 }
 
 TEST_CASE("an explicit --kernel boots the same guest from a file", "[integration][boot]")
@@ -62,7 +62,7 @@ TEST_CASE("bad command lines and kernels exit non-zero with one clear line", "[i
     };
     for (auto const& c : std::vector<Case> {
              { { "--kernel", "/etc/passwd" }, 1, "not an ELF file" },
-             { { "--cpus", "0" }, 2, "at least one CPU" },
+             { { "--cpus", "0" }, 2, "must be greater than zero" },
              { { "--memory", "1K" }, 2, "too small" },
              { { "--kernel", "/nonexistent" }, 2, "does not exist" },
          }) {

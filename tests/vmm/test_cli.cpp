@@ -28,7 +28,7 @@ TEST_CASE("no arguments boot the embedded guest on one vCPU with defaults", "[cl
 {
     auto options = parse({});
     REQUIRE(options.has_value());
-    CHECK(options->machine.cpus == 1);
+    CHECK(options->machine.smp.cpus == 1);
     CHECK(options->machine.memory_bytes == 256 * layout::MiB);
     CHECK_FALSE(options->machine.kernel_path.has_value());
     CHECK(options->machine.serial.kind == SerialConfig::Kind::Stdio);

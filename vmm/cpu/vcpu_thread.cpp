@@ -75,6 +75,12 @@ void VcpuThread::start()
     m_thread = std::thread([this] { main(); });
 }
 
+bool VcpuThread::wait_started(std::chrono::milliseconds timeout)
+{
+    std::unique_lock lock(m_done_mutex);
+    return m_done_cv.wait_for(lock, timeout, [this] { return m_running || m_done; });
+}
+
 void VcpuThread::kick()
 {
     m_vcpu.set_immediate_exit(true);
@@ -122,6 +128,11 @@ void VcpuThread::main()
     pthread_sigmask(SIG_SETMASK, &mask, nullptr);
 
     auto run_area = m_vcpu.run_area();
+    {
+        std::lock_guard lock(m_done_mutex);
+        m_running = true;
+        m_done_cv.notify_all();
+    }
 
     while (!m_stop.load(std::memory_order_acquire)) {
         auto result = m_vcpu.run();

@@ -42,6 +42,8 @@ public:
     VcpuThread& operator=(VcpuThread const&) = delete;
 
     void start();
+    // Waits (bounded) until the thread is about to enter KVM_RUN for the first time.
+    bool wait_started(std::chrono::milliseconds timeout);
     void request_stop();
     // Waits at most `timeout` for the thread to end, re-signalling it every 10 ms; true once joined.
     bool join(std::chrono::milliseconds timeout);
@@ -60,9 +62,10 @@ private:
     std::thread m_thread;
     std::atomic<bool> m_stop { false };
     std::atomic<pid_t> m_tid { 0 };
-    std::mutex m_done_mutex; // guards m_done
+    std::mutex m_done_mutex; // guards m_done and m_running
     std::condition_variable m_done_cv;
     bool m_done { false };
+    bool m_running { false };
 };
 
 } // namespace vmm
