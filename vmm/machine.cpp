@@ -199,6 +199,8 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
         if (auto inserted = m_io_bus.insert(r.range, r.device); !inserted.has_value())
             return cpuplug::unexpected(fmt::format("cannot register {}: {}", r.name, to_string(inserted.error())));
     }
+    if (auto inserted = m_mmio_bus.insert({ layout::STATUS_MMIO, status_port::PORT_SIZE }, m_status); !inserted.has_value())
+        return cpuplug::unexpected(fmt::format("cannot register the status registers: {}", to_string(inserted.error())));
     return {};
 }
 
@@ -252,6 +254,7 @@ cpuplug::Result<void, std::string> Machine::create_vcpus()
         CpuidParams params;
         params.topology = m_config.smp.topology;
         params.status_port = status_port::DEFAULT_PORT;
+        params.status_mmio = layout::STATUS_MMIO;
         for (uint32_t index = worker; index < count; index += stride) {
             uint32_t apic_id = m_apic_ids[index];
             // vCPU id = APIC id: KVM gives each vCPU's local APIC its id.

@@ -1,6 +1,7 @@
 // Local APIC access. Register numbers are the xAPIC MMIO offsets; in x2APIC mode MSR = 0x800 + offset/16.
 #include "apic.hpp"
 
+#include "clock.hpp"
 #include "percpu.hpp"
 #include "sys.hpp"
 #include "x86.hpp"
@@ -65,9 +66,9 @@ void send(uint32_t apic_id, uint32_t low)
 
 bool x2apic() { return apic_x2apic != 0; }
 
-void init_boot_cpu()
+void init_boot_cpu(bool allow_x2apic)
 {
-    bool offered = (sys::cpuid(1).ecx & (1u << 21)) != 0;
+    bool offered = allow_x2apic && (sys::cpuid(1).ecx & (1u << 21)) != 0;
     uint64_t base = sys::rdmsr(MSR_APIC_BASE) | APIC_BASE_ENABLE;
     if (offered) {
         sys::wrmsr(MSR_APIC_BASE, base | APIC_BASE_X2APIC);
@@ -78,6 +79,7 @@ void init_boot_cpu()
     write(SVR, 0x100 | VECTOR_SPURIOUS);
     set_task_priority(0);
     starting();
+    init_timer(); // an AP's timer is set up by its entry code (entry.S)
 }
 
 uint32_t read_id() { return apic_x2apic ? read(ID) : read(ID) >> 24; }
@@ -90,11 +92,14 @@ void init_timer()
 
 void starting()
 {
+    if (apic_x2apic) {
+        sys::apic_starting(); // the four writes below, in one system call
+        return;
+    }
     write(LVT_LINT0, LVT_MASKED);
     write(LVT_LINT1, 0x400); // NMI
     write(LVT_ERROR, LVT_MASKED);
     write(ESR, 0);
-    init_timer();
 }
 
 void dying()
@@ -106,7 +111,28 @@ void dying()
 void set_task_priority(uint8_t priority) { write(TPR, priority); }
 
 void send_ipi(uint32_t apic_id, uint8_t vector) { send(apic_id, ICR_ASSERT | vector); }
-void send_init(uint32_t apic_id) { send(apic_id, ICR_ASSERT | ICR_INIT); }
-void send_startup(uint32_t apic_id, uint8_t vector_page) { send(apic_id, ICR_ASSERT | ICR_STARTUP | vector_page); }
+
+uint64_t ipi_command(uint32_t apic_id, uint8_t vector) { return (uint64_t(apic_id) << 32) | ICR_ASSERT | vector; }
+
+void kick(uint32_t apic_id, uint8_t vector_page, uint64_t init_delay_us)
+{
+    uint32_t init = ICR_ASSERT | ICR_INIT;
+    uint32_t startup = ICR_ASSERT | ICR_STARTUP | vector_page;
+    if (apic_x2apic) {
+        uint64_t dest = uint64_t(apic_id) << 32;
+        if (init_delay_us == 0) {
+            sys::ipi3(dest | init, dest | startup, dest | startup);
+            return;
+        }
+        sys::ipi3(dest | init, 0, 0);
+        delay_us(init_delay_us);
+        sys::ipi3(dest | startup, dest | startup, 0);
+        return;
+    }
+    send(apic_id, init);
+    delay_us(init_delay_us);
+    send(apic_id, startup);
+    send(apic_id, startup);
+}
 
 } // namespace kernel::apic

@@ -6,8 +6,9 @@
 
 namespace kernel::apic {
 
-// Chooses the mode (CPUID.1:ECX[21]) and turns the boot CPU's APIC on: mode, software enable, timer.
-void init_boot_cpu();
+// Chooses the mode (CPUID.1:ECX[21], unless `allow_x2apic` is false: Linux's nox2apic) and turns the
+// boot CPU's APIC on: mode, software enable, timer.
+void init_boot_cpu(bool allow_x2apic);
 bool x2apic();
 uint32_t read_id();
 
@@ -23,7 +24,9 @@ void dying();
 void set_task_priority(uint8_t priority);
 
 void send_ipi(uint32_t apic_id, uint8_t vector);
-void send_init(uint32_t apic_id);
-void send_startup(uint32_t apic_id, uint8_t vector_page);
+// INIT, then after `init_delay_us` two STARTUPs, to one APIC id; in x2APIC mode in one or two calls.
+void kick(uint32_t apic_id, uint8_t vector_page, uint64_t init_delay_us);
+// The x2APIC ICR value of a fixed IPI (for sys::ipi_wait).
+uint64_t ipi_command(uint32_t apic_id, uint8_t vector);
 
 } // namespace kernel::apic

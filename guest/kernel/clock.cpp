@@ -31,11 +31,11 @@ uint64_t calibrate(uint16_t pm_timer_port)
 }
 } // namespace
 
-void clock_init(uint16_t pm_timer_port)
+void clock_init(uint16_t pm_timer_port, bool force_calibration)
 {
     g_tsc_at_boot = x86::rdtsc();
     auto signature = sys::cpuid(0x40000000);
-    if (signature.eax >= 0x40000010) {
+    if (signature.eax >= 0x40000010 && !force_calibration) {
         auto leaf = sys::cpuid(0x40000010);
         if (leaf.eax != 0) {
             set_tsc_hz(uint64_t(leaf.eax) * 1000);
@@ -61,6 +61,16 @@ uint64_t ns_to_timer_ticks(uint64_t ns)
 {
     uint64_t ticks = ns * g_timer_khz / 1'000'000;
     return ticks == 0 ? 1 : ticks;
+}
+
+void flush_deferred_ipi()
+{
+    auto& me = this_percpu();
+    if (me.deferred_ipi == 0)
+        return;
+    uint64_t ipi = me.deferred_ipi;
+    me.deferred_ipi = 0;
+    sys::wrmsr(0x830, ipi);
 }
 
 void delay_us(uint64_t microseconds)

@@ -10,12 +10,29 @@
 
 namespace kernel {
 
-// `pm_timer_port` 0: no PM timer (then 1 GHz is assumed, the rate of KVM's clocks).
-void clock_init(uint16_t pm_timer_port);
+// `pm_timer_port` 0: no PM timer (then 1 GHz is assumed, the rate of KVM's clocks). `force_calibration`
+// ignores CPUID 0x40000010 (clock.calibrate=1), so the PM-timer path can be tested where the leaf exists.
+void clock_init(uint16_t pm_timer_port, bool force_calibration = false);
 uint64_t tsc_hz();
 bool tsc_hz_from_cpuid();
 uint64_t now_ns();
 uint64_t ns_to_timer_ticks(uint64_t ns);
+
+// Waits until `done()` holds or `timeout_ns` passes; true if it holds. Halts between looks; any interrupt
+// on this CPU (an IPI, the timer) makes it look again.
+// Sends this CPU's deferred wake-up IPI (if any) now.
+void flush_deferred_ipi();
+
+// One halt: sends the deferred IPI, if any, in the same system call (x2APIC mode).
+inline void wait_once(PerCpu& me, uint32_t seen, uint64_t timer_ticks)
+{
+    uint64_t ipi = me.deferred_ipi;
+    me.deferred_ipi = 0;
+    if (ipi != 0)
+        sys::ipi_wait(ipi, reinterpret_cast<uint32_t volatile*>(&me.wake), seen, timer_ticks);
+    else
+        sys::wait(reinterpret_cast<uint32_t volatile*>(&me.wake), seen, timer_ticks);
+}
 
 // Waits until `done()` holds or `timeout_ns` passes; true if it holds. Halts between looks; any interrupt
 // on this CPU (an IPI, the timer) makes it look again.
@@ -26,15 +43,18 @@ bool wait_until(Done&& done, uint64_t timeout_ns)
     uint64_t deadline = now_ns() + timeout_ns;
     for (;;) {
         uint32_t seen = me.wake.load(std::memory_order_acquire);
-        if (done())
+        if (done()) {
+            flush_deferred_ipi();
             return true;
+        }
         uint64_t now = now_ns();
-        if (now >= deadline)
+        if (now >= deadline) {
+            flush_deferred_ipi();
             return false;
+        }
         uint64_t left = deadline - now;
         // The timer's count is 32 bits: wait in slices of at most a second.
-        sys::wait(reinterpret_cast<uint32_t volatile*>(&me.wake), seen,
-            ns_to_timer_ticks(left < 1'000'000'000 ? left : 1'000'000'000));
+        wait_once(me, seen, ns_to_timer_ticks(left < 1'000'000'000 ? left : 1'000'000'000));
     }
 }
 

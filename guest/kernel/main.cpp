@@ -140,9 +140,9 @@ extern "C" [[noreturn]] void kernel_main(uint32_t start_info_address)
     auto acpi = read_acpi(*boot);
     if (acpi.present)
         power_set_pm1a_control(acpi.fadt.pm1a_control);
-    apic::init_boot_cpu();
+    apic::init_boot_cpu(!cmdline.has("nox2apic"));
     uint32_t boot_apic_id = apic::read_id();
-    clock_init(acpi.present ? acpi.fadt.pm_timer : 0);
+    clock_init(acpi.present ? acpi.fadt.pm_timer : 0, cmdline.get_bool("clock.calibrate", false));
     if (acpi.present) {
         ioapic::init(acpi.madt.ioapic_address, acpi.madt.ioapic_gsi_base);
         route_sci(acpi, boot_apic_id);

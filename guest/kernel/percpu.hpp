@@ -42,6 +42,10 @@ struct alignas(64) PerCpu {
     int work_result { 0 };
     uint32_t requester { 0 };
 
+    // x2APIC mode: a wake-up IPI (ICR value) held back until this CPU next waits, so that the IPI and the
+    // wait cost one system call (the hotplug core always wakes, then waits). 0: none.
+    uint64_t deferred_ipi { 0 };
+
     alignas(16) Tss tss;
 };
 

@@ -78,11 +78,8 @@ public:
     // reset CPUs that are already online).
     int kick_ap(uint32_t cpu) override
     {
-        uint32_t apic_id = g_cpu_apic[cpu];
-        apic::send_init(apic_id);
-        delay_us(g_config.init_udelay_us);
-        apic::send_startup(apic_id, g_sipi_vector);
-        apic::send_startup(apic_id, g_sipi_vector);
+        flush_deferred_ipi();
+        apic::kick(g_cpu_apic[cpu], g_sipi_vector, g_config.init_udelay_us);
         return 0;
     }
 
@@ -96,7 +93,7 @@ public:
         target->requester = this_percpu().cpu;
         uint32_t ticket = target->posted.load(std::memory_order_relaxed) + 1;
         target->posted.store(ticket, std::memory_order_release);
-        apic::send_ipi(target->apic_id, VECTOR_WAKE);
+        wake(cpu); // sent with the wait's first halt
         if (!kernel::wait_until([&] { return target->done.load(std::memory_order_acquire) == ticket; }, RUN_ON_CPU_TIMEOUT_NS))
             return -cpuplug::ERR_TIMEDOUT;
         return target->work_result;
@@ -107,15 +104,24 @@ public:
         return kernel::wait_until([&] { return done(arg); }, timeout_ns);
     }
 
+    // In x2APIC mode the IPI waits for this CPU's next halt, which follows at once wherever the core
+    // wakes someone, and goes out in the same system call (kernel::wait_once).
     void wake(uint32_t cpu) override
     {
         PerCpu* target = cpu < GUEST_MAX_CPUS ? percpu_table[cpu] : nullptr;
         if (!target)
             return;
-        if (target == &this_percpu())
+        auto& me = this_percpu();
+        if (target == &me) {
             target->wake.fetch_add(1, std::memory_order_release);
-        else
-            apic::send_ipi(target->apic_id, VECTOR_WAKE);
+            return;
+        }
+        if (!apic::x2apic()) {
+            apic::send_ipi(target->apic_id, VECTOR_WAKE); // MMIO from CPL3: no system call to save
+            return;
+        }
+        flush_deferred_ipi();
+        me.deferred_ipi = apic::ipi_command(target->apic_id, VECTOR_WAKE);
     }
 
     void irq_disable() override { apic::set_task_priority(0xF0); }
@@ -153,7 +159,7 @@ public:
             report(status_port::CpuEvent::Online, cpu, step_bits(state, false, false));
         else if (state == CpuhpState::Offline)
             report(status_port::CpuEvent::Offline, cpu, step_bits(state, true, false));
-        else
+        else if (!(state == CpuhpState::KickAp && result == 0)) // parallel bring-up's first pass: not news
             report(status_port::CpuEvent::Stopped, cpu, step_bits(state, false, false));
         if (result == 0)
             return;
@@ -176,6 +182,12 @@ public:
 };
 
 GuestPlatform g_platform;
+
+} // namespace
+
+void wake_requester(uint32_t cpu) { g_platform.wake(cpu); }
+
+namespace {
 
 void write_tss_descriptor(uint16_t selector, Tss const* tss)
 {
@@ -280,6 +292,20 @@ bool init(guest::acpi::MadtCpu const* cpus, size_t count, uint32_t boot_apic_id,
 {
     g_config = config;
     g_possible = static_cast<uint32_t>(count < GUEST_MAX_CPUS ? count : GUEST_MAX_CPUS);
+    // In xAPIC mode an IPI names 8-bit APIC ids, and 0xFF is the broadcast: CPUs above 254 cannot be
+    // reached, so they are left out (as Linux does without x2APIC).
+    if (!apic::x2apic()) {
+        uint32_t reachable = 0;
+        while (reachable < g_possible && cpus[reachable].apic_id < 0xFF)
+            ++reachable;
+        if (reachable < g_possible) {
+            guest::LineBuffer line;
+            line.text("smp: xAPIC mode reaches APIC ids below 255 only: using ").dec(reachable).text(" of ")
+                .dec(g_possible).text(" CPUs");
+            console_write_line(line);
+            g_possible = reachable;
+        }
+    }
     bool found_boot = false;
     for (uint32_t cpu = 0; cpu < g_possible; ++cpu) {
         g_cpu_apic[cpu] = cpus[cpu].apic_id;
@@ -392,24 +418,26 @@ BringupResult bring_up()
 extern "C" [[noreturn]] void ap_main(kernel::PerCpu* me)
 {
     using namespace kernel;
-    apic::init_timer(); // so that the wait for release can time out
+    // The LAPIC's timer is set up by the entry code, so the wait for release can time out.
     smp::report(status_port::CpuEvent::Alive, me->cpu);
     auto& hp = smp::hotplug();
-    if (!hp.ap_startup(me->cpu))
+    if (!hp.ap_startup(me->cpu)) {
+        flush_deferred_ipi();
         sys::park(); // never released: halt until the next INIT
+    }
     for (;;) {
         uint32_t seen = me->wake.load(std::memory_order_acquire);
         uint32_t posted = me->posted.load(std::memory_order_acquire);
         if (posted == me->done.load(std::memory_order_relaxed)) {
-            sys::wait(reinterpret_cast<uint32_t volatile*>(&me->wake), seen, 0);
+            wait_once(*me, seen, 0);
             continue;
         }
         me->work_result = me->work(me->work_arg);
         me->done.store(posted, std::memory_order_release);
-        PerCpu* requester = percpu_table[me->requester];
-        apic::send_ipi(requester->apic_id, VECTOR_WAKE);
+        smp::wake_requester(me->requester);
         if (hp.ap_should_die(me->cpu)) {
             hp.ap_report_dead(me->cpu);
+            flush_deferred_ipi();
             sys::park(); // dead: only INIT brings it back
         }
     }

@@ -37,6 +37,8 @@ struct BringupResult {
 BringupResult bring_up();
 
 cpuplug::Cpuhp& hotplug();
+// Wakes `cpu` (deferred to this CPU's next halt in x2APIC mode).
+void wake_requester(uint32_t cpu);
 uint32_t possible_count();
 uint32_t apic_id_of(uint32_t cpu);
 

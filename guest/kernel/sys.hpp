@@ -12,10 +12,14 @@
 
 namespace sys {
 
-inline long call(long number, long a = 0, long b = 0, long c = 0)
+inline long call(long number, long a = 0, long b = 0, long c = 0, long d = 0)
 {
     long result;
-    asm volatile(".byte 0x0f, 0xb9, 0xc0" /* ud1 %%eax, %%eax */ : "=a"(result), "+D"(a), "+S"(b), "+d"(c) : "a"(number) : "rcx", "r8", "memory");
+    register long r10 asm("r10") = d;
+    asm volatile(".byte 0x0f, 0xb9, 0xc0" /* ud1 %%eax, %%eax */
+                 : "=a"(result), "+D"(a), "+S"(b), "+d"(c), "+r"(r10)
+                 : "a"(number)
+                 : "rcx", "r8", "memory");
     return result;
 }
 
@@ -47,6 +51,17 @@ inline CpuidResult cpuid(uint32_t leaf, uint32_t subleaf = 0)
     call(SYS_CPUID, leaf, subleaf, reinterpret_cast<long>(&r));
     return r;
 }
+// x2APIC mode: an IPI (ICR value, 0 for none) and then wait(), in one call.
+inline void ipi_wait(uint64_t icr, uint32_t const volatile* word, uint32_t seen, uint64_t timer_ticks)
+{
+    call(SYS_IPI_WAIT, static_cast<long>(icr), reinterpret_cast<long>(word), seen, static_cast<long>(timer_ticks));
+}
+// x2APIC mode: up to three IPIs in one call (0 = none).
+inline void ipi3(uint64_t a, uint64_t b, uint64_t c)
+{
+    call(SYS_IPI3, static_cast<long>(a), static_cast<long>(b), static_cast<long>(c));
+}
+inline void apic_starting() { call(SYS_APIC_STARTING); }
 [[noreturn]] inline void park()
 {
     call(SYS_PARK);

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <set>
 #include <string>
 
@@ -29,6 +30,38 @@ TEST_CASE("every vCPU comes online, in parallel and in serial bring-up", "[integ
                 != std::string::npos);
         }
     }
+}
+
+TEST_CASE("without x2APIC the guest drives the xAPIC by MMIO and skips CPUs it cannot reach", "[integration][smp]")
+{
+    for (char const* mode : { "parallel", "serial" }) {
+        auto vm = boot({ "--cpus", "8", "--bringup", mode, "--init-delay-us", "0", "--cmdline", "nox2apic" });
+        INFO(vm.process.out);
+        REQUIRE(vm.process.exit_code == 0);
+        CHECK(vm.process.out.find("(xAPIC)") != std::string::npos);
+        CHECK(vm.report["online"] == 8);
+    }
+    auto large = boot({ "--cpus", "258", "--init-delay-us", "0", "--cmdline", "nox2apic" }, 240s);
+    REQUIRE(large.process.exit_code == 0);
+    CHECK(large.process.out.find("xAPIC mode reaches APIC ids below 255 only: using 255 of 258 CPUs") != std::string::npos);
+    CHECK(large.report["online"] == 255);
+    CHECK(large.report["cpus"][257]["online"] == false);
+}
+
+TEST_CASE("the TSC frequency from the PM timer matches the one from CPUID", "[integration][smp]")
+{
+    auto mhz = [](std::string const& out) {
+        auto at = out.find("TSC ");
+        REQUIRE(at != std::string::npos);
+        return std::stoi(out.substr(at + 4));
+    };
+    auto cpuid = boot({ "--cpus", "2" });
+    auto calibrated = boot({ "--cpus", "2", "--cmdline", "clock.calibrate=1" });
+    REQUIRE(calibrated.process.exit_code == 0);
+    CHECK(cpuid.process.out.find("MHz (cpuid)") != std::string::npos);
+    CHECK(calibrated.process.out.find("MHz (calibrated)") != std::string::npos);
+    CHECK(std::abs(mhz(calibrated.process.out) - mhz(cpuid.process.out)) <= mhz(cpuid.process.out) / 20); // 5 %
+    CHECK(calibrated.report["online"] == 2);
 }
 
 TEST_CASE("300 vCPUs come online, with APIC ids past 254 through x2APIC", "[integration][smp][large]")

@@ -17,6 +17,13 @@
 #define X2APIC_EOI      0x80B
 #define X2APIC_SVR      0x80F
 #define X2APIC_TIMER_INITIAL 0x838
+#define X2APIC_TIMER_DIVIDE 0x83E
+#define X2APIC_LVT_TIMER 0x832
+#define X2APIC_ICR      0x830
+#define X2APIC_ESR      0x828
+#define X2APIC_LVT_LINT0 0x835
+#define X2APIC_LVT_LINT1 0x836
+#define X2APIC_LVT_ERROR 0x837
 #define XAPIC_BASE      0xFEE00000
 #define IOAPIC_BASE     0xFEC00000
 #define EFER_LME_SCE    0x100       /* long mode (no SCE: system calls use int $0x80) */
@@ -121,15 +128,24 @@ ap_start64:
     call    cpu_msrs
     /* Software-enable the local APIC now: a halted AP waiting at its sync point is woken by an IPI,
        and a software-disabled APIC drops fixed IPIs. The rest of its set-up is the apic:starting step. */
+    /* The one-shot timer too, so that the AP's waits before apic:starting can time out. */
     cmpb    $0, apic_x2apic
     je      3f
+    xor     %edx, %edx
     mov     $X2APIC_SVR, %ecx
     mov     $SVR_ENABLE, %eax
-    xor     %edx, %edx
+    wrmsr
+    mov     $X2APIC_TIMER_DIVIDE, %ecx
+    mov     $0xB, %eax                  /* divide by 1 */
+    wrmsr
+    mov     $X2APIC_LVT_TIMER, %ecx
+    mov     $VECTOR_TIMER, %eax         /* one-shot, unmasked */
     wrmsr
     jmp     4f
-3:  mov     $(XAPIC_BASE + 0xF0), %eax
-    movl    $SVR_ENABLE, (%rax)
+3:  mov     $XAPIC_BASE, %eax
+    movl    $SVR_ENABLE, 0xF0(%rax)
+    movl    $0xB, 0x3E0(%rax)
+    movl    $VECTOR_TIMER, 0x320(%rax)
 4:  call    user_data_segments
     mov     %rbx, %rdi                  /* ap_main(PerCpu*) at CPL3 */
     pushq   $USER_DS
@@ -139,8 +155,8 @@ ap_start64:
     pushq   $ap_main
     iretq
 
-/* ---- system calls: `ud1 %eax, %eax` at CPL3 with rax = number, rdi/rsi/rdx = arguments; the result in rax; rcx,
-   rdx and r8 are clobbered. On this host neither `syscall` (it reaches LSTAR without leaving CPL3) nor `int n`
+/* ---- system calls: `ud1 %eax, %eax` at CPL3 with rax = number, rdi/rsi/rdx/r10 = arguments; the result in
+   rax; rcx, rdx, rdi, rsi and r8 are clobbered. On this host neither `syscall` (it reaches LSTAR without leaving CPL3) nor `int n`
    (#UD) enters CPL0 from user mode, but exceptions do: the #UD gate switches to the TSS's RSP0 stack with
    IF clear, and ud_entry tells a call (that exact encoding, from CPL3) from a real #UD such as GCC's ud2
    for __builtin_trap (docs/platform.md). ------------------------------ */
@@ -167,6 +183,54 @@ syscall_entry:
     jmp     *syscall_table(,%rax,8)
 1:  mov     $-1, %rax
     iretq
+
+sys_ipi_wait:
+    test    %rdi, %rdi
+    jz      1f
+    mov     $X2APIC_ICR, %ecx
+    mov     %edi, %eax
+    push    %rdx
+    mov     %rdi, %rdx
+    shr     $32, %rdx
+    wrmsr
+    pop     %rdx
+1:  mov     %rsi, %rdi                  /* then SYS_WAIT(word, seen, r10 ticks) */
+    mov     %edx, %esi
+    mov     %r10, %rdx
+    jmp     sys_wait
+
+sys_ipi3:
+    mov     $X2APIC_ICR, %ecx
+    mov     %rdx, %r8
+    call    1f
+    mov     %rsi, %rdi
+    call    1f
+    mov     %r8, %rdi
+    call    1f
+    jmp     syscall_return
+1:  test    %rdi, %rdi                  /* one ICR write, unless 0 */
+    jz      2f
+    mov     %edi, %eax
+    mov     %rdi, %rdx
+    shr     $32, %rdx
+    wrmsr
+2:  ret
+
+sys_apic_starting:
+    xor     %edx, %edx
+    mov     $X2APIC_LVT_LINT0, %ecx
+    mov     $0x10000, %eax              /* masked */
+    wrmsr
+    mov     $X2APIC_LVT_LINT1, %ecx
+    mov     $0x400, %eax                /* NMI */
+    wrmsr
+    mov     $X2APIC_LVT_ERROR, %ecx
+    mov     $0x10000, %eax
+    wrmsr
+    mov     $X2APIC_ESR, %ecx
+    xor     %eax, %eax
+    wrmsr
+    jmp     syscall_return
 
 sys_wait:
     cmp     %esi, (%rdi)
@@ -258,7 +322,7 @@ syscall_return:
     .balign 8
 syscall_table:
     .quad sys_wait, sys_outb, sys_outw, sys_outl, sys_inb, sys_inw, sys_inl, sys_outsb, sys_wrmsr, sys_rdmsr
-    .quad sys_park, sys_cpuid
+    .quad sys_park, sys_cpuid, sys_ipi_wait, sys_ipi3, sys_apic_starting
 
 /* ---- interrupt stubs: one per vector, 16 bytes apart, at ISR_BASE ----------------------------------------- */
     .section .text.isr, "ax"

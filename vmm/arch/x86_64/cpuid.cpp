@@ -139,6 +139,13 @@ std::vector<kvm_cpuid_entry2> build_cpuid(std::span<kvm_cpuid_entry2 const> supp
     }
 
     remove_leaf(entries, status_port::CPUID_LEAF);
+    remove_leaf(entries, status_port::CPUID_MMIO_LEAF);
+    if (p.status_port != 0 && p.status_mmio != 0) {
+        auto& leaf = upsert(entries, status_port::CPUID_MMIO_LEAF, 0, 0);
+        leaf.eax = static_cast<uint32_t>(p.status_mmio);
+        leaf.ebx = static_cast<uint32_t>(p.status_mmio >> 32);
+        leaf.ecx = leaf.edx = 0;
+    }
     if (p.status_port != 0) {
         auto& leaf = upsert(entries, status_port::CPUID_LEAF, 0, 0);
         leaf.eax = p.status_port;

@@ -16,7 +16,8 @@ struct CpuidParams {
     uint32_t apic_id { 0 };
     CpuTopology topology;
     uint32_t tsc_khz { 0 };         // 0: leave leaf 0x40000010 out, the guest calibrates
-    uint16_t status_port { 0 };     // 0: no status port leaf
+    uint16_t status_port { 0 };     // 0: no status port leaves
+    uint64_t status_mmio { 0 };     // 0: the status registers only in I/O space
 };
 
 std::vector<kvm_cpuid_entry2> build_cpuid(std::span<kvm_cpuid_entry2 const> supported, CpuidParams const& params);

@@ -10,6 +10,7 @@
 //   0x000E_0000 - 0x000F_FFFF   reserved "BIOS" area; the RSDP sits at its start for scanners
 //   0x0010_0000 - RAM end       RAM; the kernel loads at 1 MiB
 //   0xC000_0000 - 0xFFFF_FFFF   MMIO hole: RAM above 3 GiB moves to 4 GiB
+//     0xFEB0_0000               cpuplug's status registers (also at I/O port 0x520)
 //     0xFEC0_0000               IOAPIC (in-kernel irqchip)
 //     0xFEE0_0000               local APICs (in-kernel irqchip)
 //     0xFFFB_C000 - 0xFFFB_FFFF KVM's private identity-map page and TSS (KVM_SET_*_ADDR)
@@ -41,6 +42,7 @@ inline constexpr uint64_t MMIO_HOLE_START = 3 * GiB;
 inline constexpr uint64_t MMIO_HOLE_END = 4 * GiB;
 inline constexpr uint64_t HIGH_RAM_START = 4 * GiB;
 
+inline constexpr uint64_t STATUS_MMIO = 0xFEB00000;
 inline constexpr uint64_t IOAPIC_BASE = 0xFEC00000;
 inline constexpr uint64_t LAPIC_BASE = 0xFEE00000;
 inline constexpr uint64_t KVM_IDENTITY_MAP = 0xFFFBC000; // one page

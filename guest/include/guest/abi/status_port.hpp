@@ -7,7 +7,8 @@
 
 namespace status_port {
 
-// Discovery: CPUID leaf 0x40000100 returns EBX:ECX:EDX = "cpuplugstat\0" and EAX = the I/O port base.
+// Discovery: CPUID leaf 0x40000100 returns EBX:ECX:EDX = "cpuplugstat\0" and EAX = the I/O port base
+// (EAX = 0x40000101 would not fit a port: the leaf's EAX is the port, not a maximum leaf).
 // KVM's own hypervisor leaves stay at 0x40000000 so Linux still detects KVM.
 inline constexpr uint32_t CPUID_LEAF = 0x40000100;
 inline constexpr uint32_t SIGNATURE_EBX = 0x70757063; // "cpup"
@@ -16,6 +17,11 @@ inline constexpr uint32_t SIGNATURE_EDX = 0x00746174; // "tat\0"
 
 inline constexpr uint16_t DEFAULT_PORT = 0x0520;
 inline constexpr uint16_t PORT_SIZE = 16;
+
+// The same registers in MMIO, found through CPUID leaf 0x40000101 (EAX:EBX = the address, 0 if none):
+// a guest running its kernel at CPL3 can store there without entering CPL0, which port I/O needs.
+inline constexpr uint32_t CPUID_MMIO_LEAF = 0x40000101;
+inline constexpr uint64_t DEFAULT_MMIO = 0xFEB00000;
 
 // Register offsets from the base.
 inline constexpr uint16_t REG_EVENT = 0x0; // write, 32 bits: one event word

@@ -41,4 +41,8 @@
 #define SYS_PARK 10        /* never returns: cli; hlt until INIT */
 #define SYS_CPUID 11       /* (leaf, subleaf, u32 out[4]): the vCPU's CPUID (at CPL3 this host answers
                               with its own) */
-#define SYS_COUNT 12
+#define SYS_IPI_WAIT 12    /* (x2APIC ICR value, u32* word, u32 seen; r10 = timer ticks): send one IPI, then
+                              SYS_WAIT; an ICR value of 0 sends nothing */
+#define SYS_IPI3 13        /* (icr, icr, icr): up to three x2APIC IPIs in order (0 = none): INIT, SIPI, SIPI */
+#define SYS_APIC_STARTING 14 /* (): the apic:starting register writes in x2APIC mode */
+#define SYS_COUNT 15
