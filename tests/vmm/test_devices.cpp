@@ -135,6 +135,22 @@ TEST_CASE("the PM timer counts at 3.58 MHz within 24 bits", "[acpi_pm]")
     CHECK(((b - a) & 0xFFFFFF) >= 5 * 3579); // at least 5 ms worth of ticks
 }
 
+TEST_CASE("a 4-byte PM timer read is one sample, so the timer never runs backwards", "[acpi_pm]")
+{
+    // Bytes sampled at different instants tear across a carry (0x12FF then 0x1300 reads as 0x13FF);
+    // the guest's TSC calibration then divides by a wrong interval.
+    AcpiPm pm({});
+    uint32_t previous = in32(pm, AcpiPm::PM_TMR);
+    uint32_t backwards = 0;
+    for (int i = 0; i < 200'000; ++i) {
+        uint32_t now = in32(pm, AcpiPm::PM_TMR);
+        if (((now - previous) & 0xFFFFFF) >= 0x800000)
+            ++backwards;
+        previous = now;
+    }
+    CHECK(backwards == 0);
+}
+
 TEST_CASE("the status port passes 32-bit event writes and ignores others", "[status_port]")
 {
     std::vector<uint32_t> events;

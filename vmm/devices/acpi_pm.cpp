@@ -28,7 +28,7 @@ uint32_t AcpiPm::timer_value() const
     return static_cast<uint32_t>(ticks) & 0x00FFFFFF; // 24-bit timer: the FADT leaves TMR_VAL_EXT clear
 }
 
-uint8_t AcpiPm::read_byte(uint64_t offset) const
+uint8_t AcpiPm::read_byte(uint64_t offset, uint32_t timer) const
 {
     if (offset < 2)
         return static_cast<uint8_t>(m_pm1_status >> (8 * offset));
@@ -37,7 +37,7 @@ uint8_t AcpiPm::read_byte(uint64_t offset) const
     if (offset < 6) // SLP_EN is write-only and reads 0
         return static_cast<uint8_t>((m_pm1_control & ~PM1_CNT_SLP_EN) >> (8 * (offset - 4)));
     if (offset >= PM_TMR && offset < PM_TMR + 4)
-        return static_cast<uint8_t>(timer_value() >> (8 * (offset - PM_TMR)));
+        return static_cast<uint8_t>(timer >> (8 * (offset - PM_TMR)));
     if (offset >= GPE0 && offset < GPE0 + 8)
         return m_gpe_status[offset - GPE0];
     if (offset >= GPE0 + 8 && offset < GPE0 + GPE0_LENGTH)
@@ -66,8 +66,10 @@ void AcpiPm::write_byte(uint64_t offset, uint8_t value)
 void AcpiPm::read(uint64_t offset, std::span<uint8_t> data)
 {
     std::lock_guard lock(m_mutex);
+    // One sample per access: bytes of a 4-byte read taken at different instants tear across a carry.
+    uint32_t timer = timer_value();
     for (size_t i = 0; i < data.size(); ++i)
-        data[i] = read_byte(offset + i);
+        data[i] = read_byte(offset + i, timer);
 }
 
 void AcpiPm::write(uint64_t offset, std::span<uint8_t const> data)

@@ -45,7 +45,7 @@ public:
     bool sci_level() const;
 
 private:
-    uint8_t read_byte(uint64_t offset) const;
+    uint8_t read_byte(uint64_t offset, uint32_t timer) const;
     void write_byte(uint64_t offset, uint8_t value);
     void update_sci(); // called with m_mutex held; reports changes through the callback
     uint32_t timer_value() const;
