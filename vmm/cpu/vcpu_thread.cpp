@@ -90,8 +90,48 @@ void VcpuThread::kick()
 
 void VcpuThread::request_stop()
 {
-    m_stop.store(true, std::memory_order_release);
+    m_stop.store(true, std::memory_order_seq_cst);
+    {
+        std::lock_guard lock(m_done_mutex);
+        m_resume_cv.notify_all();
+    }
     kick();
+}
+
+void VcpuThread::request_pause()
+{
+    m_pause.store(true, std::memory_order_seq_cst);
+    kick();
+}
+
+void VcpuThread::resume()
+{
+    std::lock_guard lock(m_done_mutex);
+    m_pause.store(false, std::memory_order_seq_cst);
+    ++m_resumes;
+    m_resume_cv.notify_all();
+}
+
+bool VcpuThread::paused() const
+{
+    std::lock_guard lock(m_done_mutex);
+    return m_paused;
+}
+
+bool VcpuThread::wait_while_paused()
+{
+    uint64_t resumes;
+    {
+        std::lock_guard lock(m_done_mutex);
+        m_paused = true;
+        resumes = m_resumes;
+    }
+    m_events.vcpu_paused(m_vcpu.id());
+    // Wake on a resume even if a new pause followed it at once: the loop then pauses (and reports) again.
+    std::unique_lock lock(m_done_mutex);
+    m_resume_cv.wait(lock, [&] { return m_resumes != resumes || m_stop.load(std::memory_order_seq_cst); });
+    m_paused = false;
+    return !m_stop.load(std::memory_order_seq_cst);
 }
 
 bool VcpuThread::join(std::chrono::milliseconds timeout)
@@ -139,7 +179,14 @@ void VcpuThread::main()
         if (!result.has_value()) {
             int error = result.error().code;
             if (error == EINTR) {
+                // A kick. KVM completed any pending port or MMIO access before it saw immediate_exit, so
+                // the vCPU is at an instruction boundary. Clear the flag before looking at the requests:
+                // a kick that lands in between leaves the flag set and the next KVM_RUN returns at once.
                 m_vcpu.set_immediate_exit(false);
+                std::atomic_thread_fence(std::memory_order_seq_cst);
+                if (m_pause.load(std::memory_order_seq_cst) && !m_stop.load(std::memory_order_seq_cst)
+                    && !wait_while_paused())
+                    break;
                 continue;
             }
             if (error == EAGAIN)

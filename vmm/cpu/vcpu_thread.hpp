@@ -20,6 +20,8 @@ public:
     virtual ~VcpuThreadEvents() = default;
     virtual void vcpu_failed(uint32_t vcpu_id, std::string const& reason) = 0;
     virtual void vcpu_shutdown(uint32_t vcpu_id) = 0;
+    // The thread has left KVM_RUN for a pause request (any I/O in flight completed) and waits.
+    virtual void vcpu_paused(uint32_t vcpu_id) = 0;
 };
 
 // The signal that kicks a vCPU out of KVM_RUN; its handler is empty and installed once per process.
@@ -45,27 +47,47 @@ public:
     // Waits (bounded) until the thread is about to enter KVM_RUN for the first time.
     bool wait_started(std::chrono::milliseconds timeout);
     void request_stop();
+    // Asks the thread to leave KVM_RUN and wait; it reports vcpu_paused() once it does. While it waits,
+    // other threads may use the vCPU's ioctls (KVM serialises them with KVM_RUN).
+    void request_pause();
+    // Lets a paused (or pausing) thread run the guest again.
+    void resume();
+    bool paused() const;
+    // A pause that has not been acknowledged yet: kick again (the kick may have landed between
+    // the thread's check and its KVM_RUN).
+    void rekick() { kick(); }
     // Waits at most `timeout` for the thread to end, re-signalling it every 10 ms; true once joined.
     bool join(std::chrono::milliseconds timeout);
 
     uint32_t vcpu_id() const { return m_vcpu.id(); }
     pid_t tid() const { return m_tid.load(std::memory_order_acquire); }
     bool started() const { return m_thread.joinable(); }
+    // The loop has ended (stop, shutdown or a fatal exit).
+    bool finished() const
+    {
+        std::lock_guard lock(m_done_mutex);
+        return m_done;
+    }
 
 private:
     void main();
     void kick();
+    bool wait_while_paused(); // false when asked to stop meanwhile
 
     Vcpu& m_vcpu;
     Buses m_buses;
     VcpuThreadEvents& m_events;
     std::thread m_thread;
     std::atomic<bool> m_stop { false };
+    std::atomic<bool> m_pause { false };
     std::atomic<pid_t> m_tid { 0 };
-    std::mutex m_done_mutex; // guards m_done and m_running
-    std::condition_variable m_done_cv;
+    mutable std::mutex m_done_mutex; // guards m_done, m_running, m_paused and m_resumes
+    std::condition_variable m_done_cv; // the thread's state changed
+    std::condition_variable m_resume_cv; // a pause ended or a stop came
     bool m_done { false };
     bool m_running { false };
+    bool m_paused { false };
+    uint64_t m_resumes { 0 };
 };
 
 } // namespace vmm

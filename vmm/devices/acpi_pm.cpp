@@ -2,6 +2,8 @@
 // offset behave as on ICH9.
 #include "acpi_pm.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <optional>
 
 namespace vmm {
@@ -101,6 +103,17 @@ void AcpiPm::press_power_button()
 {
     std::lock_guard lock(m_mutex);
     m_pm1_status |= PM1_PWRBTN;
+    update_sci();
+}
+
+void AcpiPm::reset()
+{
+    std::lock_guard lock(m_mutex);
+    m_pm1_status = 0;
+    m_pm1_enable = 0;
+    m_pm1_control = PM1_CNT_SCI_EN;
+    std::fill(std::begin(m_gpe_status), std::end(m_gpe_status), 0);
+    std::fill(std::begin(m_gpe_enable), std::end(m_gpe_enable), 0);
     update_sci();
 }
 

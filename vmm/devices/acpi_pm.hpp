@@ -43,6 +43,8 @@ public:
     // The ACPI power button (QMP system_powerdown): PWRBTN_STS, and SCI if the guest enabled it.
     void press_power_button();
     bool sci_level() const;
+    // Power-on register values (system_reset): events and enables cleared, SCI low.
+    void reset();
 
 private:
     uint8_t read_byte(uint64_t offset, uint32_t timer) const;

@@ -143,4 +143,14 @@ void Serial16550::flush()
     }
 }
 
+void Serial16550::reset()
+{
+    std::lock_guard lock(m_mutex);
+    if (!m_line.empty()) {
+        m_sink->write(m_line + "\n"); // the old boot's last words stay on their own line
+        m_line.clear();
+    }
+    m_ier = m_lcr = m_mcr = m_scr = m_dll = m_dlm = m_fcr = 0;
+}
+
 } // namespace vmm

@@ -37,6 +37,8 @@ public:
     void write(uint64_t offset, std::span<uint8_t const> data) override;
     // Sends a partial line (at exit, so nothing the guest printed is lost).
     void flush();
+    // Power-on register values (system_reset); the output line in progress is sent first.
+    void reset();
 
 private:
     void transmit(uint8_t byte);

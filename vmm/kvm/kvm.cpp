@@ -192,6 +192,20 @@ SysResult<void> Vm::set_user_memory_region(uint32_t slot, uint64_t guest_address
     return {};
 }
 
+SysResult<kvm_irqchip> Vm::get_irqchip(uint32_t chip) const
+{
+    kvm_irqchip state {};
+    state.chip_id = chip;
+    TRY(KVM_IOCTL(m_fd.get(), KVM_GET_IRQCHIP, &state));
+    return state;
+}
+
+SysResult<void> Vm::set_irqchip(kvm_irqchip const& state)
+{
+    TRY(KVM_IOCTL(m_fd.get(), KVM_SET_IRQCHIP, &state));
+    return {};
+}
+
 SysResult<void> Vm::irq_line(uint32_t gsi, bool level)
 {
     kvm_irq_level irq {};
@@ -289,6 +303,12 @@ SysResult<kvm_lapic_state> Vcpu::get_lapic() const
 SysResult<void> Vcpu::set_lapic(kvm_lapic_state const& lapic)
 {
     TRY(KVM_IOCTL(m_fd.get(), KVM_SET_LAPIC, &lapic));
+    return {};
+}
+
+SysResult<void> Vcpu::set_vcpu_events(kvm_vcpu_events const& events)
+{
+    TRY(KVM_IOCTL(m_fd.get(), KVM_SET_VCPU_EVENTS, &events));
     return {};
 }
 

@@ -27,6 +27,9 @@ public:
     // SAFETY: `host` must stay mapped for `size` bytes for as long as the slot exists (the VM's lifetime).
     SysResult<void> set_user_memory_region(uint32_t slot, uint64_t guest_address, uint64_t size, void* host);
     SysResult<void> irq_line(uint32_t gsi, bool level);
+    // The in-kernel PIC (chips 0 and 1) and IOAPIC (chip 2) state, saved at creation and put back on reset.
+    SysResult<kvm_irqchip> get_irqchip(uint32_t chip) const;
+    SysResult<void> set_irqchip(kvm_irqchip const& state);
     SysResult<Vcpu> create_vcpu(uint32_t id);
 
 private:

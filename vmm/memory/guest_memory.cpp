@@ -72,4 +72,13 @@ MemoryResult<void> GuestMemory::fill(uint64_t guest_address, uint64_t length, ui
     return {};
 }
 
+SysResult<void> GuestMemory::discard_all() const
+{
+    // A private anonymous mapping refills from the zero page after MADV_DONTNEED; KVM's MMU notifier drops
+    // its own mappings of these pages at the same time.
+    if (::madvise(m_mapping.as<uint8_t>(), m_mapping.size(), MADV_DONTNEED) != 0)
+        return sys_error(errno, "madvise(MADV_DONTNEED, guest RAM)");
+    return {};
+}
+
 } // namespace vmm

@@ -45,6 +45,8 @@ public:
     MemoryResult<void> write(uint64_t guest_address, std::span<uint8_t const> bytes) const;
     MemoryResult<void> read(uint64_t guest_address, std::span<uint8_t> bytes) const;
     MemoryResult<void> fill(uint64_t guest_address, uint64_t length, uint8_t value) const;
+    // Gives every page back to the host: RAM reads as zeros again, as at power-on (system_reset).
+    SysResult<void> discard_all() const;
 
     template<typename T>
     MemoryResult<void> write_object(uint64_t guest_address, T const& object) const
