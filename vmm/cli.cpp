@@ -11,7 +11,7 @@ namespace vmm {
 
 namespace {
 
-constexpr char const* VERSION = "0.1.0";
+constexpr char const* VERSION = CPUPLUG_VERSION;
 
 CliExit usage_error(std::string message) { return { 2, fmt::format("vmm: error: {}", message) }; }
 
@@ -90,6 +90,11 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
     std::string boot_report;
     app.add_option("--boot-report", boot_report, "Write the boot report (JSON) to FILE, or to stdout with -")
         ->type_name("FILE");
+    std::vector<std::string> qmp;
+    app.add_option("--qmp", qmp,
+           "A QMP socket, as QEMU's -qmp: unix:PATH[,wait=on|off] or tcp:[HOST]:PORT[,wait=on|off]; repeatable")
+        ->type_name("ADDRESS")
+        ->allow_extra_args(false);
     app.add_flag("--exit-after-boot", machine.exit_after_boot,
         "Power the guest off once it has booted (for tests and benchmarks)");
 
@@ -145,6 +150,12 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
 
     if (!kernel.empty())
         machine.kernel_path = kernel;
+    for (auto const& text : qmp) {
+        auto endpoint = qmp::parse_endpoint(text);
+        if (!endpoint.has_value())
+            return cpuplug::unexpected(usage_error(fmt::format("--qmp {}: {}", text, endpoint.error())));
+        machine.qmp.push_back(endpoint.release_value());
+    }
     return options;
 }
 

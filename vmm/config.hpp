@@ -2,12 +2,14 @@
 #pragma once
 
 #include "arch/x86_64/layout.hpp"
+#include "qmp/endpoint.hpp"
 #include "smp_config.hpp"
 
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace vmm {
 
@@ -29,6 +31,7 @@ struct MachineConfig {
     std::string cmdline;                    // appended after cpuplug's own guest parameters
     SerialConfig serial;
     bool exit_after_boot { false };
+    std::vector<qmp::Endpoint> qmp;         // --qmp, in the order given
     std::chrono::steady_clock::time_point process_start { std::chrono::steady_clock::now() };
 };
 

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 #include <cstdio>
 #include <cerrno>
 #include <cstring>
@@ -32,6 +33,9 @@ namespace {
 
 constexpr uint32_t SCI_GSI = 9;
 constexpr auto VCPU_STOP_TIMEOUT = std::chrono::seconds(1);
+constexpr auto VCPU_PAUSE_TIMEOUT = std::chrono::seconds(1);
+constexpr auto VCPU_REKICK_INTERVAL = std::chrono::milliseconds(10);
+constexpr auto QMP_FLUSH_TIMEOUT = std::chrono::milliseconds(500);
 
 std::string fail(char const* what, SysError const& error) { return fmt::format("{}: {}", what, error.message()); }
 
@@ -116,6 +120,13 @@ cpuplug::Result<std::unique_ptr<Machine>, std::string> Machine::create(MachineCo
     TRY(machine->create_vcpus());
     machine->m_timeline.vcpus_created = std::chrono::steady_clock::now();
     machine->m_report->vcpus_created(machine->m_timeline.vcpus_created);
+    for (uint32_t chip = 0; chip < machine->m_irqchip_power_on.size(); ++chip) {
+        auto state = machine->m_vm.get_irqchip(chip);
+        if (!state.has_value())
+            return cpuplug::unexpected(fail("cannot read the interrupt controllers", state.error()));
+        machine->m_irqchip_power_on[chip] = state.value();
+    }
+    TRY(machine->set_up_qmp());
     return machine;
 }
 
@@ -177,7 +188,7 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
     pm_callbacks.sleep = [this](uint8_t sleep_type) {
         // \_S5 is {0, 0}: SLP_TYP 0 is soft-off, as on QEMU q35.
         if (sleep_type == 0)
-            request_exit({ EXIT_OK, "the guest powered off" });
+            request_exit({ EXIT_OK, "the guest powered off", true, "guest-shutdown" });
         else
             spdlog::warn("guest asked for sleep type {}; only soft-off (S5) is supported", sleep_type);
     };
@@ -217,12 +228,13 @@ std::string Machine::guest_cmdline() const
 
 cpuplug::Result<void, std::string> Machine::load_kernel()
 {
-    std::vector<uint8_t> file_storage;
     std::span<uint8_t const> file = embedded_guest_image();
     std::string name = "the embedded guest";
     if (m_config.kernel_path) {
-        file_storage = TRY(read_file(*m_config.kernel_path));
-        file = file_storage;
+        // Read once: system_reset boots the same kernel even if the file changed or went away since.
+        if (m_kernel_file.empty())
+            m_kernel_file = TRY(read_file(*m_config.kernel_path));
+        file = m_kernel_file;
         name = *m_config.kernel_path;
     }
     auto image = parse_pvh_elf(file);
@@ -248,6 +260,7 @@ cpuplug::Result<void, std::string> Machine::create_vcpus()
     uint32_t workers = std::clamp<uint32_t>(std::thread::hardware_concurrency(), 1, 8);
     workers = std::min(workers, (count + 15) / 16); // small VMs are not worth a thread
     std::vector<std::unique_ptr<Vcpu>> vcpus(count);
+    m_power_on.resize(count);
     std::vector<std::string> errors(workers == 0 ? 1 : workers);
     auto tsc_khz = std::make_shared<std::atomic<uint32_t>>(0);
     auto create_range = [&](uint32_t worker, uint32_t stride) {
@@ -272,6 +285,12 @@ cpuplug::Result<void, std::string> Machine::create_vcpus()
                 errors[worker] = fail("cannot set a vCPU's CPUID", set.error());
                 return;
             }
+            auto power_on = capture_vcpu_state(*created);
+            if (!power_on.has_value()) {
+                errors[worker] = fail("cannot read a new vCPU's state", power_on.error());
+                return;
+            }
+            m_power_on[index] = power_on.release_value();
             vcpus[index] = std::move(created);
         }
     };
@@ -295,12 +314,14 @@ cpuplug::Result<void, std::string> Machine::create_vcpus()
         m_vcpus.push_back(std::move(vcpu));
     }
 
-    auto& bsp = *m_vcpus.front();
-    auto sregs = bsp.get_sregs();
-    if (!sregs.has_value())
-        return cpuplug::unexpected(fail("cannot read vCPU 0's registers", sregs.error()));
-    set_pvh_entry_sregs(sregs.value());
-    if (auto set = bsp.set_sregs(sregs.value()); !set.has_value())
+    return set_bsp_entry(*m_vcpus.front(), m_power_on.front());
+}
+
+cpuplug::Result<void, std::string> Machine::set_bsp_entry(Vcpu& bsp, VcpuState const& power_on)
+{
+    auto sregs = power_on.sregs;
+    set_pvh_entry_sregs(sregs);
+    if (auto set = bsp.set_sregs(sregs); !set.has_value())
         return cpuplug::unexpected(fail("cannot set vCPU 0's segment registers", set.error()));
     if (auto set = bsp.set_regs(pvh_entry_regs(m_boot_entry, m_boot_start_info)); !set.has_value())
         return cpuplug::unexpected(fail("cannot set vCPU 0's registers", set.error()));
@@ -312,38 +333,38 @@ int Machine::run()
     auto work = boost::asio::make_work_guard(m_io);
     m_io_thread = std::thread([this] {
         pthread_setname_np(pthread_self(), "vmm-io");
-        m_io.run();
+        for (;;) {
+            try {
+                m_io.run();
+                return;
+            } catch (std::exception const& error) {
+                // A handler that throws is a bug; stop the VM in order rather than lose the event loop.
+                request_exit({ EXIT_VMM_ERROR, fmt::format("event loop: {}", error.what()) });
+            }
+        }
     });
 
-    // Application processors first, each in its KVM_RUN loop before the boot vCPU runs. (KVM queues an
-    // INIT/SIPI for a vCPU that is not running yet, but one that does not exist would lose it.)
-    for (size_t i = 1; i < m_threads.size(); ++i)
-        m_threads[i]->start();
-    for (size_t i = 1; i < m_threads.size(); ++i)
-        m_threads[i]->wait_started(std::chrono::seconds(5));
-    {
-        std::lock_guard lock(m_mutex);
-        m_timeline.guest_started = std::chrono::steady_clock::now();
-    }
-    m_report->guest_started(m_timeline.guest_started);
-    m_threads[0]->start();
-
-    ExitRequest request;
-    {
+    if (start_guest()) {
         std::unique_lock lock(m_mutex);
         m_exit_cv.wait(lock, [this] { return m_exit.has_value(); });
+    }
+    ExitRequest request;
+    {
+        std::lock_guard lock(m_mutex);
         request = *m_exit;
     }
 
     for (auto& thread : m_threads)
         thread->request_stop();
     for (auto& thread : m_threads) {
-        if (!thread->join(VCPU_STOP_TIMEOUT)) {
+        if (thread->started() && !thread->join(VCPU_STOP_TIMEOUT)) {
             spdlog::critical("vcpu{} did not stop within {} ms", thread->vcpu_id(),
                 std::chrono::duration_cast<std::chrono::milliseconds>(VCPU_STOP_TIMEOUT).count());
             request.code = EXIT_VMM_ERROR;
         }
     }
+    if (m_qmp)
+        m_qmp->shutdown(QMP_FLUSH_TIMEOUT); // SHUTDOWN and the last replies reach the clients
     work.reset();
     m_io.stop();
     m_io_thread.join();
@@ -359,13 +380,47 @@ int Machine::run()
     return request.code;
 }
 
+bool Machine::start_guest()
+{
+    bool wait = std::any_of(m_config.qmp.begin(), m_config.qmp.end(), [](auto const& e) { return e.wait; });
+    if (wait) {
+        spdlog::info("waiting for a QMP client before starting the guest (wait=on)");
+        std::unique_lock lock(m_mutex);
+        m_exit_cv.wait(lock, [this] { return m_qmp_client_seen || m_exit.has_value(); });
+        if (m_exit)
+            return false;
+    }
+
+    // Application processors first, each in its KVM_RUN loop before the boot vCPU runs. (KVM queues an
+    // INIT/SIPI for a vCPU that is not running yet, but one that does not exist would lose it.)
+    for (size_t i = 1; i < m_threads.size(); ++i)
+        m_threads[i]->start();
+    for (size_t i = 1; i < m_threads.size(); ++i)
+        m_threads[i]->wait_started(std::chrono::seconds(5));
+    {
+        std::lock_guard lock(m_mutex);
+        m_timeline.guest_started = std::chrono::steady_clock::now();
+    }
+    m_report->guest_started(m_timeline.guest_started);
+    m_threads[0]->start();
+    // Run control was held back until now: a `stop` that came early pauses every vCPU, not some.
+    boost::asio::post(m_io, [this] {
+        m_run_state = qmp::RunState::Running;
+        control_done();
+    });
+    return true;
+}
+
 void Machine::request_exit(ExitRequest request)
 {
-    std::lock_guard lock(m_mutex);
-    if (m_exit)
-        return;
-    m_exit = std::move(request);
-    m_exit_cv.notify_all();
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_exit)
+            return;
+        m_exit = request;
+        m_exit_cv.notify_all();
+    }
+    emit("SHUTDOWN", qmp::Json { { "guest", request.guest }, { "reason", request.cause } });
 }
 
 BootTimeline Machine::timeline() const
@@ -401,9 +456,10 @@ void Machine::on_status_event(uint32_t event, std::chrono::steady_clock::time_po
     case Kind::Exit: {
         auto status = static_cast<uint8_t>(event_payload(event));
         if (status == 0)
-            request_exit({ EXIT_OK, "the guest reported success" });
+            request_exit({ EXIT_OK, "the guest reported success", true, "guest-shutdown" });
         else
-            request_exit({ EXIT_GUEST_FAILURE, fmt::format("the guest reported failure status {}", status) });
+            request_exit({ EXIT_GUEST_FAILURE, fmt::format("the guest reported failure status {}", status), true,
+                "guest-panic" });
         break;
     }
     default:
@@ -486,12 +542,235 @@ void Machine::log_timeline() const
 
 void Machine::vcpu_failed(uint32_t vcpu_id, std::string const& reason)
 {
-    request_exit({ EXIT_VMM_ERROR, fmt::format("vcpu{}: {}", vcpu_id, reason) });
+    request_exit({ EXIT_VMM_ERROR, fmt::format("vcpu{}: {}", vcpu_id, reason), false, "host-error" });
 }
 
 void Machine::vcpu_shutdown(uint32_t vcpu_id)
 {
-    request_exit({ EXIT_OK, fmt::format("vcpu{}: the guest shut down", vcpu_id) });
+    // A triple fault or other reset request ends the VM, as in Firecracker and Cloud Hypervisor (QEMU's
+    // -no-reboot); system_reset over QMP is the way to reboot.
+    request_exit({ EXIT_OK, fmt::format("vcpu{}: the guest reset itself", vcpu_id), true, "guest-reset" });
+}
+
+// --- QMP ------------------------------------------------------------------------------------------
+
+cpuplug::Result<void, std::string> Machine::set_up_qmp()
+{
+    if (m_config.qmp.empty())
+        return {};
+    auto version = qmp::version_json(qmp::QemuVersion {}, fmt::format("cpuplug {}", CPUPLUG_VERSION));
+    qmp::add_machine_commands(m_commands, *this, version);
+    m_qmp = std::make_unique<qmp::Server>(m_io, m_commands, version, qmp::Server::Limits {});
+    m_qmp->on_connect([this] {
+        std::lock_guard lock(m_mutex);
+        m_qmp_client_seen = true;
+        m_exit_cv.notify_all();
+    });
+    for (auto const& endpoint : m_config.qmp)
+        if (auto listening = m_qmp->listen(endpoint); !listening.has_value())
+            return cpuplug::unexpected(fmt::format("--qmp {}: {}", endpoint.text, listening.error()));
+    return {};
+}
+
+void Machine::emit(std::string const& name, std::optional<qmp::Json> data)
+{
+    if (m_qmp)
+        m_qmp->broadcast(qmp::make_event(name, data));
+}
+
+std::vector<qmp::CpuSlot> Machine::cpu_slots() const
+{
+    std::vector<qmp::CpuSlot> slots;
+    auto const& topology = m_config.smp.topology;
+    for (uint32_t index = 0; index < m_config.smp.maxcpus; ++index) {
+        auto ids = ids_from_index(topology, index);
+        qmp::CpuSlot slot { index, ids.socket, ids.die, ids.core, ids.thread, std::nullopt, 0 };
+        if (index < m_threads.size()) {
+            // Boot CPUs are created before any device, so QEMU names them device[0], device[1]...
+            slot.qom_path = fmt::format("/machine/unattached/device[{}]", index);
+            slot.thread_id = m_threads[index]->tid();
+        }
+        slots.push_back(std::move(slot));
+    }
+    return slots;
+}
+
+void Machine::control(std::function<void(Done)> operation)
+{
+    m_control_queue.push_back(std::move(operation));
+    if (!m_control_busy)
+        control_done();
+}
+
+void Machine::control_done()
+{
+    if (m_control_queue.empty()) {
+        m_control_busy = false;
+        return;
+    }
+    m_control_busy = true;
+    auto operation = std::move(m_control_queue.front());
+    m_control_queue.pop_front();
+    // Posted, so a chain of synchronous operations unwinds instead of nesting.
+    operation([this] { boost::asio::post(m_io, [this] { control_done(); }); });
+}
+
+void Machine::pause_vcpus(std::function<void(std::optional<std::string>)> done)
+{
+    m_pause_done = std::move(done);
+    m_pause_deadline = std::chrono::steady_clock::now() + VCPU_PAUSE_TIMEOUT;
+    for (auto& thread : m_threads)
+        if (thread->started())
+            thread->request_pause();
+    check_paused(false);
+}
+
+void Machine::check_paused(bool rekick)
+{
+    if (!m_pause_done)
+        return;
+    std::optional<uint32_t> waiting;
+    for (auto& thread : m_threads) {
+        // A thread that ended (the VM is going down) counts as stopped.
+        if (!thread->started() || thread->paused() || thread->finished())
+            continue;
+        if (!waiting)
+            waiting = thread->vcpu_id();
+        if (rekick)
+            thread->rekick(); // the first kick may have landed between its check and KVM_RUN
+    }
+    if (!waiting || std::chrono::steady_clock::now() >= m_pause_deadline) {
+        m_pause_timer.cancel();
+        auto done = std::move(m_pause_done);
+        m_pause_done = nullptr;
+        if (waiting) {
+            resume_vcpus(); // all or nothing: the ones that did stop run again
+            done(fmt::format("vCPU {} did not stop within {} ms", *waiting,
+                std::chrono::duration_cast<std::chrono::milliseconds>(VCPU_PAUSE_TIMEOUT).count()));
+        } else {
+            done(std::nullopt);
+        }
+        return;
+    }
+    m_pause_timer.expires_after(VCPU_REKICK_INTERVAL);
+    m_pause_timer.async_wait([this](boost::system::error_code error) {
+        if (!error)
+            check_paused(true);
+    });
+}
+
+void Machine::resume_vcpus()
+{
+    for (auto& thread : m_threads)
+        if (thread->started())
+            thread->resume();
+}
+
+void Machine::vcpu_paused(uint32_t)
+{
+    boost::asio::post(m_io, [this] { check_paused(false); });
+}
+
+void Machine::stop(qmp::Reply reply)
+{
+    control([this, reply = std::move(reply)](Done done) {
+        if (m_run_state != qmp::RunState::Running) {
+            reply(qmp::Json::object()); // already stopped: QEMU answers {} and sends no event
+            done();
+            return;
+        }
+        pause_vcpus([this, reply, done](std::optional<std::string> error) {
+            if (error) {
+                reply(cpuplug::unexpected(qmp::generic_error(*error)));
+            } else {
+                m_run_state = qmp::RunState::Paused;
+                emit("STOP");
+                reply(qmp::Json::object());
+            }
+            done();
+        });
+    });
+}
+
+void Machine::cont(qmp::Reply reply)
+{
+    control([this, reply = std::move(reply)](Done done) {
+        if (m_run_state != qmp::RunState::Running) {
+            resume_vcpus();
+            m_run_state = qmp::RunState::Running;
+            emit("RESUME");
+        }
+        reply(qmp::Json::object());
+        done();
+    });
+}
+
+void Machine::system_reset(qmp::Reply reply)
+{
+    control([this, reply = std::move(reply)](Done done) {
+        bool was_running = m_run_state == qmp::RunState::Running;
+        auto finish = [this, reply, done, was_running] {
+            if (auto reset = reset_machine(); !reset.has_value()) {
+                // Half-reset vCPUs cannot run on: end the VM and say why.
+                reply(cpuplug::unexpected(qmp::generic_error(reset.error())));
+                request_exit({ EXIT_VMM_ERROR, fmt::format("system_reset failed: {}", reset.error()) });
+                done();
+                return;
+            }
+            emit("RESET", qmp::Json { { "guest", false }, { "reason", "host-qmp-system-reset" } });
+            if (was_running)
+                resume_vcpus();
+            else
+                m_run_state = qmp::RunState::Prelaunch; // as QEMU: reset while stopped waits for `cont`
+            reply(qmp::Json::object());
+            done();
+        };
+        if (!was_running) {
+            finish();
+            return;
+        }
+        pause_vcpus([reply, done, finish](std::optional<std::string> error) {
+            if (error) {
+                reply(cpuplug::unexpected(qmp::generic_error(*error)));
+                done();
+                return;
+            }
+            finish();
+        });
+    });
+}
+
+cpuplug::Result<void, std::string> Machine::reset_machine()
+{
+    // Every vCPU is out of KVM_RUN, so their ioctls run here without waiting.
+    m_serial->reset();
+    m_pm->reset();
+    for (auto const& chip : m_irqchip_power_on)
+        if (auto set = m_vm.set_irqchip(chip); !set.has_value())
+            return cpuplug::unexpected(fail("cannot reset the interrupt controllers", set.error()));
+    if (auto discarded = m_memory.discard_all(); !discarded.has_value())
+        return cpuplug::unexpected(fail("cannot clear guest RAM", discarded.error()));
+    TRY(build_acpi());
+    TRY(load_kernel());
+    for (size_t i = 0; i < m_vcpus.size(); ++i)
+        if (auto restored = restore_vcpu_state(*m_vcpus[i], m_power_on[i]); !restored.has_value())
+            return cpuplug::unexpected(fail(fmt::format("cannot reset vCPU {}", i).c_str(), restored.error()));
+    return set_bsp_entry(*m_vcpus.front(), m_power_on.front());
+}
+
+void Machine::system_powerdown(qmp::Reply reply)
+{
+    // The button is pressed even while paused; the guest sees it when it runs again.
+    emit("POWERDOWN");
+    m_pm->press_power_button();
+    reply(qmp::Json::object());
+}
+
+void Machine::quit(qmp::Reply reply)
+{
+    // SHUTDOWN goes out before the reply, as in QEMU; the process then ends.
+    request_exit({ EXIT_OK, "quit requested over QMP", false, "host-qmp-quit" });
+    reply(qmp::Json::object());
 }
 
 } // namespace vmm

@@ -4,6 +4,7 @@
 
 #include "boot_report.hpp"
 #include "config.hpp"
+#include "cpu/vcpu_state.hpp"
 #include "cpu/vcpu_thread.hpp"
 #include "devices/acpi_pm.hpp"
 #include "devices/io_bus.hpp"
@@ -11,11 +12,17 @@
 #include "devices/status_port.hpp"
 #include "kvm/kvm.hpp"
 #include "memory/guest_memory.hpp"
+#include "qmp/commands.hpp"
+#include "qmp/server.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <array>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -35,7 +42,9 @@ enum ExitCode : int {
 
 struct ExitRequest {
     int code { EXIT_OK };
-    std::string reason;
+    std::string reason;                 // for the log
+    bool guest { false };               // the guest asked (QMP SHUTDOWN's "guest")
+    std::string cause { "host-error" }; // QMP's ShutdownCause
 };
 
 // Boot milestones as seen by the host, for the timing log and later the boot report.
@@ -45,7 +54,7 @@ struct BootTimeline {
     std::optional<TimePoint> kernel_entry, boot_done;
 };
 
-class Machine final : private VcpuThreadEvents {
+class Machine final : private VcpuThreadEvents, private qmp::Backend {
 public:
     static cpuplug::Result<std::unique_ptr<Machine>, std::string> create(MachineConfig const& config);
     ~Machine() override;
@@ -70,8 +79,33 @@ private:
     void write_boot_report(std::optional<std::string> const& error);
     void log_timeline() const;
 
+    cpuplug::Result<void, std::string> set_up_qmp();
+    cpuplug::Result<void, std::string> set_bsp_entry(Vcpu& bsp, VcpuState const& power_on);
+    void emit(std::string const& name, std::optional<qmp::Json> data = std::nullopt);
+    bool start_guest(); // false when the VM ended before it could start
+
+    // Run control, on the io thread. Operations run one at a time, in the order they came.
+    using Done = std::function<void()>;
+    void control(std::function<void(Done done)> operation);
+    void control_done();
+    void pause_vcpus(std::function<void(std::optional<std::string> error)> done);
+    void check_paused(bool rekick);
+    void resume_vcpus();
+    cpuplug::Result<void, std::string> reset_machine();
+
     void vcpu_failed(uint32_t vcpu_id, std::string const& reason) override;
     void vcpu_shutdown(uint32_t vcpu_id) override;
+    void vcpu_paused(uint32_t vcpu_id) override;
+
+    qmp::RunState run_state() const override { return m_run_state; }
+    std::vector<qmp::CpuSlot> cpu_slots() const override;
+    bool has_dies() const override { return m_config.smp.topology.dies > 1; }
+    std::string cpu_type() const override { return "host-x86_64-cpu"; }
+    void stop(qmp::Reply reply) override;
+    void cont(qmp::Reply reply) override;
+    void system_reset(qmp::Reply reply) override;
+    void system_powerdown(qmp::Reply reply) override;
+    void quit(qmp::Reply reply) override;
 
     MachineConfig m_config;
     // Destruction runs bottom-up: vCPU threads stop first, then vCPU and VM fds close, then RAM is unmapped.
@@ -90,15 +124,29 @@ private:
     std::unique_ptr<BootReport> m_report;
     bool m_report_written { false };       // guarded by m_mutex
     std::vector<std::unique_ptr<Vcpu>> m_vcpus;
+    std::vector<VcpuState> m_power_on;     // per vCPU, as KVM created it
+    std::array<kvm_irqchip, 3> m_irqchip_power_on {}; // PIC master, PIC slave, IOAPIC
+    std::vector<uint8_t> m_kernel_file;    // --kernel's bytes, kept for system_reset
     std::vector<std::unique_ptr<VcpuThread>> m_threads;
 
     boost::asio::io_context m_io;
     std::thread m_io_thread;
+    qmp::CommandTable m_commands;
+    std::unique_ptr<qmp::Server> m_qmp; // after m_io: its sockets belong to that context
 
-    mutable std::mutex m_mutex; // guards m_exit and m_timeline
+    // io thread only:
+    qmp::RunState m_run_state { qmp::RunState::Prelaunch };
+    std::deque<std::function<void(Done)>> m_control_queue;
+    bool m_control_busy { true }; // held until the guest has started, so run control waits for it
+    std::function<void(std::optional<std::string>)> m_pause_done; // a pause in progress
+    std::chrono::steady_clock::time_point m_pause_deadline;
+    boost::asio::steady_timer m_pause_timer { m_io };
+
+    mutable std::mutex m_mutex; // guards m_exit, m_timeline and m_qmp_client_seen
     std::condition_variable m_exit_cv;
     std::optional<ExitRequest> m_exit;
     BootTimeline m_timeline;
+    bool m_qmp_client_seen { false }; // for --qmp ...,wait=on
 };
 
 } // namespace vmm

@@ -35,7 +35,7 @@ int main(int argc, char** argv)
         }
         auto& vm = *machine.value();
         vmm::HostSignals signals(vm.io_context(), [&vm](int signal) {
-            vm.request_exit({ vmm::EXIT_OK, fmt::format("terminating on signal {}", signal) });
+            vm.request_exit({ vmm::EXIT_OK, fmt::format("terminating on signal {}", signal), false, "host-signal" });
         });
         return vm.run();
     } catch (std::exception const& error) {

@@ -1,0 +1,61 @@
+// The QMP commands of the machine itself (not of a device): version, status, CPUs, run control, power.
+// They speak to the VM through Backend, so the fuzzer and the unit tests run them over a fake machine.
+#pragma once
+
+#include "protocol.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vmm::qmp {
+
+// The QEMU release whose QMP behaviour cpuplug follows; tools that test versions see this one.
+struct QemuVersion {
+    int major { 9 };
+    int minor { 2 };
+    int micro { 0 };
+};
+
+// qapi/run-state.json's RunState members that a cpuplug VM can be in.
+enum class RunState { Prelaunch, Running, Paused, Shutdown };
+char const* to_string(RunState state);
+
+// One possible CPU: its topology ids, and for a present one where it lives.
+struct CpuSlot {
+    uint32_t index { 0 };
+    uint32_t socket { 0 }, die { 0 }, core { 0 }, thread { 0 };
+    std::optional<std::string> qom_path; // present CPUs only
+    int64_t thread_id { 0 };             // host TID of the vCPU thread, when present
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual RunState run_state() const = 0;
+    // Every possible CPU, by index.
+    virtual std::vector<CpuSlot> cpu_slots() const = 0;
+    // QEMU shows die-id only on machines with more than one die per socket.
+    virtual bool has_dies() const = 0;
+    virtual std::string cpu_type() const = 0;
+
+    // Run control. Each replies once, on the QMP thread, when the action is complete (or failed).
+    virtual void stop(Reply reply) = 0;
+    virtual void cont(Reply reply) = 0;
+    virtual void system_reset(Reply reply) = 0;
+    virtual void system_powerdown(Reply reply) = 0;
+    virtual void quit(Reply reply) = 0;
+};
+
+// {"qemu": {"micro": ..., "minor": ..., "major": ...}, "package": ...}: query-version and the greeting.
+Json version_json(QemuVersion const& version, std::string const& package);
+
+// CpuInstanceProperties of a slot, in QEMU's x86 shape.
+Json cpu_props(CpuSlot const& slot, bool with_die);
+
+// Adds qmp_capabilities' companions: query-version, query-commands, query-status, query-cpus-fast,
+// query-hotpluggable-cpus, stop, cont, system_reset, system_powerdown, quit. `table` must outlive them.
+void add_machine_commands(CommandTable& table, Backend& backend, Json version);
+
+} // namespace vmm::qmp

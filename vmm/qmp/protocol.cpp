@@ -1,0 +1,304 @@
+// Session: framing by JsonStream, then QEMU's order of checks (qapi/qmp-dispatch.c): a JSON object, only
+// known members, `execute` a string, `arguments` an object, negotiation state, the command, its arguments.
+#include "protocol.hpp"
+
+#include <fmt/format.h>
+
+#include <sys/time.h>
+
+namespace vmm::qmp {
+
+void CommandTable::add(Command command)
+{
+    auto name = command.name;
+    m_commands.insert_or_assign(std::move(name), std::move(command));
+}
+
+Command const* CommandTable::find(std::string const& name) const
+{
+    auto it = m_commands.find(name);
+    return it == m_commands.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> CommandTable::names() const
+{
+    std::vector<std::string> names;
+    for (auto const& [name, command] : m_commands)
+        names.push_back(name);
+    return names;
+}
+
+namespace {
+
+char const* type_name(ArgType type)
+{
+    switch (type) {
+    case ArgType::String:
+        return "string";
+    case ArgType::Integer:
+        return "integer";
+    case ArgType::Boolean:
+        return "boolean";
+    case ArgType::Number:
+        return "number";
+    case ArgType::Object:
+        return "object";
+    case ArgType::Array:
+        return "array";
+    case ArgType::Any:
+        return "any";
+    }
+    return "value";
+}
+
+bool has_type(Json const& value, ArgType type)
+{
+    switch (type) {
+    case ArgType::String:
+        return value.is_string();
+    case ArgType::Integer:
+        return value.is_number_integer();
+    case ArgType::Boolean:
+        return value.is_boolean();
+    case ArgType::Number:
+        return value.is_number();
+    case ArgType::Object:
+        return value.is_object();
+    case ArgType::Array:
+        return value.is_array();
+    case ArgType::Any:
+        return true;
+    }
+    return false;
+}
+
+} // namespace
+
+std::optional<Error> check_arguments(Command const& command, Json const& arguments)
+{
+    // QEMU's visitor order: declared parameters first (missing, wrong type), then members left over.
+    for (auto const& param : command.params) {
+        auto it = arguments.find(param.name);
+        if (it == arguments.end()) {
+            if (!param.optional)
+                return generic_error(fmt::format("Parameter '{}' is missing", param.name));
+            continue;
+        }
+        if (!has_type(*it, param.type))
+            return generic_error(
+                fmt::format("Invalid parameter type for '{}', expected: {}", param.name, type_name(param.type)));
+    }
+    if (command.allow_extra_arguments)
+        return std::nullopt;
+    for (auto const& [key, value] : arguments.items()) {
+        bool known = false;
+        for (auto const& param : command.params)
+            known = known || param.name == key;
+        if (!known)
+            return generic_error(fmt::format("Parameter '{}' is unexpected", key));
+    }
+    return std::nullopt;
+}
+
+Session::Session(CommandTable const& commands, Callbacks callbacks)
+    : m_commands(commands)
+    , m_callbacks(std::move(callbacks))
+    , m_stream({ [this](std::string text) {
+                    m_queue.push_back({ std::move(text), {} });
+                },
+        [this](std::string reason) { m_queue.push_back({ std::nullopt, std::move(reason) }); } })
+{
+}
+
+void Session::greet(Json const& version)
+{
+    // No out-of-band execution: the capability list is empty, as QEMU's is without OOB.
+    send(Json { { "QMP", { { "version", version }, { "capabilities", Json::array() } } } });
+}
+
+void Session::feed(std::string_view bytes)
+{
+    m_stream.feed(bytes);
+    pump();
+}
+
+void Session::event(std::string const& line)
+{
+    if (m_negotiated && !m_closed)
+        m_callbacks.send(line);
+}
+
+void Session::send(Json const& message)
+{
+    if (!m_closed)
+        m_callbacks.send(to_qmp_text(message));
+}
+
+void Session::pump()
+{
+    if (m_pumping)
+        return; // the loop below picks up where a synchronous reply left off
+    // A reply may make the owner drop us (a send that overflows closes the client): stay alive till the end.
+    auto self = shared_from_this();
+    m_pumping = true;
+    while (!m_busy && !m_queue.empty() && !m_closed) {
+        Item item = std::move(m_queue.front());
+        m_queue.pop_front();
+        if (!item.text) {
+            send(Json { { "error", { { "class", GENERIC_ERROR }, { "desc", item.error } } } });
+            continue;
+        }
+        m_busy = true;
+        process(*item.text);
+    }
+    m_pumping = false;
+    if (!m_busy && m_queue.empty() && !m_closed && m_callbacks.drained)
+        m_callbacks.drained();
+}
+
+void Session::respond(Outcome outcome, std::optional<Json> const& id)
+{
+    Json message;
+    if (outcome.has_value()) {
+        message["return"] = std::move(outcome).value();
+    } else {
+        auto const& error = outcome.error();
+        message["error"] = { { "class", error.error_class }, { "desc", error.desc } };
+    }
+    if (id)
+        message["id"] = *id;
+    send(message);
+}
+
+Outcome Session::negotiate(Json const& arguments)
+{
+    // Arguments are checked first, as QEMU's generated marshaller does before the command runs.
+    for (auto const& [key, value] : arguments.items())
+        if (key != "enable")
+            return cpuplug::unexpected(generic_error(fmt::format("Parameter '{}' is unexpected", key)));
+    if (auto enable = arguments.find("enable"); enable != arguments.end()) {
+        if (!enable->is_array())
+            return cpuplug::unexpected(generic_error("Invalid parameter type for 'enable', expected: array"));
+        for (size_t i = 0; i < enable->size(); ++i) {
+            auto const& capability = (*enable)[i];
+            if (!capability.is_string())
+                return cpuplug::unexpected(
+                    generic_error(fmt::format("Invalid parameter type for 'enable[{}]', expected: string", i)));
+            auto name = capability.get<std::string>();
+            // QMPCapability has one member, oob, and this server does not offer it.
+            if (name == "oob")
+                return cpuplug::unexpected(generic_error("Capability oob not available"));
+            return cpuplug::unexpected(
+                generic_error(fmt::format("Parameter 'enable[{}]' does not accept value '{}'", i, name)));
+        }
+    }
+    if (m_negotiated)
+        return cpuplug::unexpected(Error { COMMAND_NOT_FOUND, "Capabilities negotiation is already complete, command ignored" });
+    m_negotiated = true;
+    return Json::object();
+}
+
+void Session::process(std::string const& text)
+{
+    std::optional<Json> id;
+    auto finish = [this, &id](Outcome outcome) {
+        respond(std::move(outcome), id);
+        m_busy = false;
+    };
+
+    Json request;
+    try {
+        request = Json::parse(text);
+    } catch (Json::parse_error const& error) {
+        // nlohmann's text starts "[json.exception.parse_error.101] parse error at line 1, column 9: ".
+        std::string what = error.what();
+        auto detail = what.find(": ");
+        finish(cpuplug::unexpected(generic_error(
+            "JSON parse error, " + (detail == std::string::npos ? what : what.substr(detail + 2)))));
+        return;
+    }
+    if (!request.is_object()) {
+        finish(cpuplug::unexpected(generic_error("QMP input must be a JSON object")));
+        return;
+    }
+    if (auto it = request.find("id"); it != request.end())
+        id = *it; // echoed verbatim, whatever its type, from here on
+    for (auto const& [key, value] : request.items())
+        if (key != "execute" && key != "arguments" && key != "id") {
+            finish(cpuplug::unexpected(generic_error(fmt::format("QMP input member '{}' is unexpected", key))));
+            return;
+        }
+    auto execute = request.find("execute");
+    if (execute == request.end()) {
+        finish(cpuplug::unexpected(generic_error("QMP input lacks member 'execute'")));
+        return;
+    }
+    if (!execute->is_string()) {
+        finish(cpuplug::unexpected(generic_error("QMP input member 'execute' must be a string")));
+        return;
+    }
+    Json arguments = Json::object();
+    if (auto it = request.find("arguments"); it != request.end()) {
+        if (!it->is_object()) {
+            finish(cpuplug::unexpected(generic_error("QMP input member 'arguments' must be an object")));
+            return;
+        }
+        arguments = *it;
+    }
+    auto name = execute->get<std::string>();
+
+    if (name == "qmp_capabilities") {
+        finish(negotiate(arguments));
+        return;
+    }
+    if (!m_negotiated) {
+        finish(cpuplug::unexpected(Error { COMMAND_NOT_FOUND, "Expecting capabilities negotiation with 'qmp_capabilities'" }));
+        return;
+    }
+
+    auto const* command = m_commands.find(name);
+    if (!command) {
+        finish(cpuplug::unexpected(Error { COMMAND_NOT_FOUND, fmt::format("The command {} has not been found", name) }));
+        return;
+    }
+    if (auto error = check_arguments(*command, arguments)) {
+        finish(cpuplug::unexpected(*error));
+        return;
+    }
+    // The handler may answer at once or later; either way the next request waits for the answer.
+    std::weak_ptr<Session> weak = weak_from_this();
+    auto answered = std::make_shared<bool>(false);
+    try {
+        command->handler(arguments, [weak, id, answered](Outcome outcome) {
+            if (*answered)
+                return; // a second answer would break the one-reply-per-request rule; the first stands
+            *answered = true;
+            auto self = weak.lock();
+            if (!self)
+                return; // the client left; the command ran to its end regardless
+            self->respond(std::move(outcome), id);
+            self->m_busy = false;
+            self->pump();
+        });
+    } catch (std::exception const& error) {
+        // A command that throws (a JSON type error, say) becomes an error reply, not a dead server.
+        if (!*answered) {
+            *answered = true;
+            finish(cpuplug::unexpected(generic_error(error.what())));
+        }
+    }
+}
+
+Json make_event(std::string const& name, std::optional<Json> const& data)
+{
+    timeval now {};
+    gettimeofday(&now, nullptr);
+    Json event;
+    event["timestamp"] = { { "seconds", static_cast<int64_t>(now.tv_sec) }, { "microseconds", static_cast<int64_t>(now.tv_usec) } };
+    event["event"] = name;
+    if (data)
+        event["data"] = *data;
+    return event;
+}
+
+} // namespace vmm::qmp

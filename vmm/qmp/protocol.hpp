@@ -1,0 +1,113 @@
+// The QMP protocol for one client, without I/O: it takes bytes and hands out lines. Greeting, capability
+// negotiation, request framing and validation, `id` echo, QEMU's error classes and words, and one request
+// at a time so replies keep the order of the requests. The server (server.hpp) wires it to a socket; the
+// tests and the fuzzer drive it directly.
+#pragma once
+
+#include "json_format.hpp"
+#include "json_stream.hpp"
+
+#include <cpuplug/result.hpp>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vmm::qmp {
+
+// QEMU's error classes (qapi/error.json); there are no others.
+inline constexpr char const* GENERIC_ERROR = "GenericError";
+inline constexpr char const* COMMAND_NOT_FOUND = "CommandNotFound";
+inline constexpr char const* DEVICE_NOT_ACTIVE = "DeviceNotActive";
+inline constexpr char const* DEVICE_NOT_FOUND = "DeviceNotFound";
+inline constexpr char const* KVM_MISSING_CAP = "KVMMissingCap";
+
+struct Error {
+    std::string error_class;
+    std::string desc;
+};
+inline Error generic_error(std::string desc) { return { GENERIC_ERROR, std::move(desc) }; }
+
+using Outcome = cpuplug::Result<Json, Error>;
+// A command's answer. Call it once, on the server's thread, now or later (asynchronous commands).
+using Reply = std::function<void(Outcome)>;
+
+enum class ArgType { String, Integer, Boolean, Number, Object, Array, Any };
+
+struct Param {
+    std::string name;
+    ArgType type;
+    bool optional { false };
+};
+
+struct Command {
+    std::string name;
+    std::vector<Param> params;
+    std::function<void(Json const& arguments, Reply reply)> handler;
+    bool allow_extra_arguments { false }; // device_add's properties depend on the driver
+};
+
+class CommandTable {
+public:
+    void add(Command command);
+    Command const* find(std::string const& name) const;
+    std::vector<std::string> names() const;
+
+private:
+    std::map<std::string, Command> m_commands;
+};
+
+// Checks arguments against a command's parameters, before anything runs: unknown members, missing ones
+// and wrong types, in QEMU's words.
+std::optional<Error> check_arguments(Command const& command, Json const& arguments);
+
+class Session : public std::enable_shared_from_this<Session> {
+public:
+    struct Callbacks {
+        std::function<void(std::string line)> send; // one server message, without its CRLF
+        std::function<void()> drained;              // every request so far has been answered
+    };
+
+    // Own it with a shared_ptr: asynchronous replies hold a weak_ptr to it.
+    Session(CommandTable const& commands, Callbacks callbacks);
+
+    // The greeting, with the version object of query-version.
+    void greet(Json const& version);
+    void feed(std::string_view bytes);
+    // An event line (already formatted); dropped unless capabilities were negotiated.
+    void event(std::string const& line);
+    bool negotiated() const { return m_negotiated; }
+    // Requests received and not yet answered: the server stops reading while there are any.
+    size_t backlog() const { return m_queue.size() + (m_busy ? 1 : 0); }
+    // The client is gone: late replies are dropped.
+    void close() { m_closed = true; }
+
+private:
+    struct Item {
+        std::optional<std::string> text;  // a message, or
+        std::string error;                // a framing error
+    };
+    void pump();
+    void process(std::string const& text);
+    Outcome negotiate(Json const& arguments);
+    void respond(Outcome outcome, std::optional<Json> const& id);
+    void send(Json const& message);
+
+    CommandTable const& m_commands;
+    Callbacks m_callbacks;
+    JsonStream m_stream;
+    std::deque<Item> m_queue;
+    bool m_busy { false };    // a command is running; its reply has not come yet
+    bool m_pumping { false }; // inside pump(): a synchronous reply must not recurse into it
+    bool m_negotiated { false };
+    bool m_closed { false };
+};
+
+// {"timestamp": {...}, "event": name, "data": data}: the wall clock at the call.
+Json make_event(std::string const& name, std::optional<Json> const& data);
+
+} // namespace vmm::qmp
