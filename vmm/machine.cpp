@@ -547,9 +547,7 @@ void Machine::vcpu_failed(uint32_t vcpu_id, std::string const& reason)
 
 void Machine::vcpu_shutdown(uint32_t vcpu_id)
 {
-    // A triple fault or other reset request ends the VM, as in Firecracker and Cloud Hypervisor (QEMU's
-    // -no-reboot); system_reset over QMP is the way to reboot.
-    request_exit({ EXIT_OK, fmt::format("vcpu{}: the guest reset itself", vcpu_id), true, "guest-reset" });
+    request_exit({ EXIT_OK, fmt::format("vcpu{}: the guest shut down", vcpu_id), true, "guest-shutdown" });
 }
 
 // --- QMP ------------------------------------------------------------------------------------------

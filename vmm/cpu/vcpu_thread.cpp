@@ -73,6 +73,8 @@ void VcpuThread::start()
 {
     install_kick_signal();
     m_thread = std::thread([this] { main(); });
+    m_native = m_thread.native_handle();
+    m_started.store(true, std::memory_order_release);
 }
 
 bool VcpuThread::wait_started(std::chrono::milliseconds timeout)
@@ -83,9 +85,16 @@ bool VcpuThread::wait_started(std::chrono::milliseconds timeout)
 
 void VcpuThread::kick()
 {
+    std::lock_guard lock(m_done_mutex);
+    kick_locked();
+}
+
+void VcpuThread::kick_locked()
+{
     m_vcpu.set_immediate_exit(true);
-    if (m_thread.joinable())
-        pthread_kill(m_thread.native_handle(), kick_signal());
+    // Under m_done_mutex, so the thread cannot finish (it sets m_done under it) while the signal is sent.
+    if (m_started.load(std::memory_order_acquire) && !m_done)
+        pthread_kill(m_native, kick_signal());
 }
 
 void VcpuThread::request_stop()
@@ -148,7 +157,7 @@ bool VcpuThread::join(std::chrono::milliseconds timeout)
                 [this] { return m_done; }))
             break;
         // The thread may have been between its stop check and KVM_RUN when the signal came: signal again.
-        kick();
+        kick_locked();
     }
     lock.unlock();
     m_thread.join();

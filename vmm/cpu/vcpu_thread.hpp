@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <pthread.h>
 #include <string>
 #include <sys/types.h>
 #include <thread>
@@ -61,7 +62,8 @@ public:
 
     uint32_t vcpu_id() const { return m_vcpu.id(); }
     pid_t tid() const { return m_tid.load(std::memory_order_acquire); }
-    bool started() const { return m_thread.joinable(); }
+    // An atomic, not m_thread.joinable(): other threads ask while this one's owner joins it.
+    bool started() const { return m_started.load(std::memory_order_acquire); }
     // The loop has ended (stop, shutdown or a fatal exit).
     bool finished() const
     {
@@ -72,14 +74,17 @@ public:
 private:
     void main();
     void kick();
+    void kick_locked(); // with m_done_mutex held
     bool wait_while_paused(); // false when asked to stop meanwhile
 
     Vcpu& m_vcpu;
     Buses m_buses;
     VcpuThreadEvents& m_events;
     std::thread m_thread;
+    pthread_t m_native {}; // written before m_started is set; read after
     std::atomic<bool> m_stop { false };
     std::atomic<bool> m_pause { false };
+    std::atomic<bool> m_started { false };
     std::atomic<pid_t> m_tid { 0 };
     mutable std::mutex m_done_mutex; // guards m_done, m_running, m_paused and m_resumes
     std::condition_variable m_done_cv; // the thread's state changed
