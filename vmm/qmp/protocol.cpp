@@ -72,6 +72,17 @@ bool has_type(Json const& value, ArgType type)
     return false;
 }
 
+// nlohmann's messages start with a tag and, for syntax errors, a position: "[json.exception.parse_error.101]
+// parse error at line 1, column 9: syntax error while parsing value - ...". Keep what a person needs.
+std::string parse_error_detail(std::string what)
+{
+    if (auto tag = what.find("] "); what.starts_with("[json.exception.") && tag != std::string::npos)
+        what.erase(0, tag + 2);
+    if (auto position = what.find(": "); what.starts_with("parse error") && position != std::string::npos)
+        what.erase(0, position + 2);
+    return what;
+}
+
 } // namespace
 
 std::optional<Error> check_arguments(Command const& command, Json const& arguments)
@@ -176,24 +187,28 @@ Outcome Session::negotiate(Json const& arguments)
     for (auto const& [key, value] : arguments.items())
         if (key != "enable")
             return cpuplug::unexpected(generic_error(fmt::format("Parameter '{}' is unexpected", key)));
+    bool wants_oob = false;
     if (auto enable = arguments.find("enable"); enable != arguments.end()) {
         if (!enable->is_array())
             return cpuplug::unexpected(generic_error("Invalid parameter type for 'enable', expected: array"));
+        // QEMU's order: every element's type and value (QMPCapability has one member, oob), then whether
+        // negotiation is over, then whether the capability is on offer.
         for (size_t i = 0; i < enable->size(); ++i) {
             auto const& capability = (*enable)[i];
             if (!capability.is_string())
                 return cpuplug::unexpected(
                     generic_error(fmt::format("Invalid parameter type for 'enable[{}]', expected: string", i)));
             auto name = capability.get<std::string>();
-            // QMPCapability has one member, oob, and this server does not offer it.
-            if (name == "oob")
-                return cpuplug::unexpected(generic_error("Capability oob not available"));
-            return cpuplug::unexpected(
-                generic_error(fmt::format("Parameter 'enable[{}]' does not accept value '{}'", i, name)));
+            if (name != "oob")
+                return cpuplug::unexpected(
+                    generic_error(fmt::format("Parameter 'enable[{}]' does not accept value '{}'", i, name)));
+            wants_oob = true;
         }
     }
     if (m_negotiated)
         return cpuplug::unexpected(Error { COMMAND_NOT_FOUND, "Capabilities negotiation is already complete, command ignored" });
+    if (wants_oob) // this server offers no out-of-band execution
+        return cpuplug::unexpected(generic_error("Capability oob not available"));
     m_negotiated = true;
     return Json::object();
 }
@@ -209,12 +224,9 @@ void Session::process(std::string const& text)
     Json request;
     try {
         request = Json::parse(text);
-    } catch (Json::parse_error const& error) {
-        // nlohmann's text starts "[json.exception.parse_error.101] parse error at line 1, column 9: ".
-        std::string what = error.what();
-        auto detail = what.find(": ");
-        finish(cpuplug::unexpected(generic_error(
-            "JSON parse error, " + (detail == std::string::npos ? what : what.substr(detail + 2)))));
+    } catch (Json::exception const& error) {
+        // A syntax error (parse_error) or a number JSON allows but a double cannot hold, 1e400 (out_of_range).
+        finish(cpuplug::unexpected(generic_error("JSON parse error, " + parse_error_detail(error.what()))));
         return;
     }
     if (!request.is_object()) {

@@ -233,8 +233,13 @@ cpuplug::Result<Acceptor::native_handle_type, std::string> Server::Impl::bind_un
     asio::local::stream_protocol::acceptor acceptor(m_io);
     ErrorCode error;
     acceptor.open(asio::local::stream_protocol(), error);
-    if (!error)
+    if (!error) {
+        // bind() creates the file with the umask's permissions; a tight umask closes the window before the
+        // chmod below. listen() runs before the VMM starts its threads, so changing the umask is safe here.
+        mode_t previous = ::umask(0177);
         acceptor.bind(asio::local::stream_protocol::endpoint(path), error);
+        ::umask(previous);
+    }
     if (error)
         return cpuplug::unexpected(fmt::format("cannot create {}: {}", path, error.message()));
     // connect() needs write permission on the file: 0600 keeps the VM to its owner.
@@ -281,7 +286,7 @@ cpuplug::Result<void, std::string> Server::Impl::listen(Endpoint const& endpoint
     listener->endpoint = endpoint;
     bool is_unix = endpoint.kind == Endpoint::Kind::Unix;
     auto handle = is_unix ? TRY(bind_unix(*listener)) : TRY(bind_tcp(*listener));
-    listener->acceptor = std::make_unique<Acceptor>(m_io, Protocol(listener->family, SOCK_STREAM), handle);
+    listener->acceptor = std::make_unique<Acceptor>(m_io, Protocol(listener->family, 0), handle);
     listener->retry = std::make_unique<asio::steady_timer>(m_io);
     if (is_unix)
         spdlog::info("QMP listening on unix:{}", endpoint.path);
