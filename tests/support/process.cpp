@@ -87,9 +87,34 @@ bool Process::pump(std::chrono::milliseconds timeout)
 
 bool Process::wait_for_output(std::string const& needle, std::chrono::milliseconds timeout)
 {
+    return wait_until([&] {
+        return m_result.out.find(needle) != std::string::npos || m_result.err.find(needle) != std::string::npos;
+    }, timeout);
+}
+
+size_t Process::count_in_out(std::string const& needle) const
+{
+    size_t count = 0;
+    for (size_t at = m_result.out.find(needle); at != std::string::npos; at = m_result.out.find(needle, at + 1))
+        ++count;
+    return count;
+}
+
+bool Process::wait_for_count(std::string const& needle, size_t count, std::chrono::milliseconds timeout)
+{
+    return wait_until([&] { return count_in_out(needle) >= count; }, timeout);
+}
+
+void Process::collect_for(std::chrono::milliseconds duration)
+{
+    (void)wait_until([] { return false; }, duration);
+}
+
+bool Process::wait_until(std::function<bool()> const& done, std::chrono::milliseconds timeout)
+{
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
-        if (m_result.out.find(needle) != std::string::npos || m_result.err.find(needle) != std::string::npos)
+        if (done())
             return true;
         auto now = std::chrono::steady_clock::now();
         if (now >= deadline || (m_out < 0 && m_err < 0))

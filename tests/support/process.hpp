@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -32,6 +33,11 @@ public:
     void signal(int sig) const;
     // Reads what is available for up to `timeout`; true once `needle` appears in stdout or stderr.
     bool wait_for_output(std::string const& needle, std::chrono::milliseconds timeout);
+    // Same, until `needle` has appeared `count` times in stdout (a second boot's banner, say).
+    bool wait_for_count(std::string const& needle, size_t count, std::chrono::milliseconds timeout);
+    size_t count_in_out(std::string const& needle) const;
+    // Collects output for `duration` whatever comes.
+    void collect_for(std::chrono::milliseconds duration);
     // Waits for exit (SIGKILL after `timeout`) and returns everything collected.
     ProcessResult wait(std::chrono::milliseconds timeout);
     std::string const& out() const { return m_result.out; }
@@ -39,6 +45,7 @@ public:
 
 private:
     bool pump(std::chrono::milliseconds timeout);
+    bool wait_until(std::function<bool()> const& done, std::chrono::milliseconds timeout);
     pid_t m_pid { -1 };
     int m_out { -1 };
     int m_err { -1 };

@@ -1,0 +1,102 @@
+// Test doubles for the QMP library: a scripted Backend that records run-control calls, and a Session
+// harness that collects the lines a session sends.
+#pragma once
+
+#include "qmp/commands.hpp"
+#include "qmp/protocol.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qmp_test {
+
+using vmm::qmp::Json;
+
+// A machine whose state the test sets by hand. Run-control calls are recorded by name and answer at once
+// with `failure` (or {}), unless `defer` is set: then the Reply is kept in `pending` for the test to call.
+class FakeBackend final : public vmm::qmp::Backend {
+public:
+    vmm::qmp::RunState state { vmm::qmp::RunState::Running };
+    std::vector<vmm::qmp::CpuSlot> slots;
+    bool dies { false };
+    std::string type { "qemu64-x86_64-cpu" };
+
+    bool defer { false };
+    std::optional<vmm::qmp::Error> failure;
+    std::vector<std::string> calls;
+    std::vector<vmm::qmp::Reply> pending;
+
+    vmm::qmp::RunState run_state() const override { return state; }
+    std::vector<vmm::qmp::CpuSlot> cpu_slots() const override { return slots; }
+    bool has_dies() const override { return dies; }
+    std::string cpu_type() const override { return type; }
+
+    void stop(vmm::qmp::Reply reply) override { record("stop", std::move(reply)); }
+    void cont(vmm::qmp::Reply reply) override { record("cont", std::move(reply)); }
+    void system_reset(vmm::qmp::Reply reply) override { record("system_reset", std::move(reply)); }
+    void system_powerdown(vmm::qmp::Reply reply) override { record("system_powerdown", std::move(reply)); }
+    void quit(vmm::qmp::Reply reply) override { record("quit", std::move(reply)); }
+
+private:
+    void record(std::string name, vmm::qmp::Reply reply)
+    {
+        calls.push_back(std::move(name));
+        if (defer) {
+            pending.push_back(std::move(reply));
+            return;
+        }
+        if (failure)
+            reply(cpuplug::unexpected(*failure));
+        else
+            reply(Json::object());
+    }
+};
+
+// One Session over `table`, with every line it sends kept in `lines` and drained() calls counted.
+// Not movable: the callbacks point at this object.
+class SessionHarness {
+public:
+    vmm::qmp::CommandTable table;
+    std::vector<std::string> lines;
+    size_t drained { 0 };
+    std::shared_ptr<vmm::qmp::Session> session;
+
+    SessionHarness()
+        : session(std::make_shared<vmm::qmp::Session>(table,
+            vmm::qmp::Session::Callbacks {
+                [this](std::string line) { lines.push_back(std::move(line)); },
+                [this] { ++drained; } }))
+    {
+    }
+    SessionHarness(SessionHarness const&) = delete;
+    SessionHarness& operator=(SessionHarness const&) = delete;
+
+    // Feeds `bytes` and returns the lines they produced.
+    std::vector<std::string> feed(std::string_view bytes)
+    {
+        lines.clear();
+        session->feed(bytes);
+        return std::move(lines);
+    }
+
+    // Feeds one request and returns its single answer.
+    std::string exchange(std::string_view request)
+    {
+        auto out = feed(request);
+        REQUIRE(out.size() == 1);
+        return out.front();
+    }
+
+    void negotiate()
+    {
+        REQUIRE(exchange(R"({"execute": "qmp_capabilities"})") == R"({"return": {}})");
+        REQUIRE(session->negotiated());
+    }
+};
+
+} // namespace qmp_test
