@@ -218,6 +218,14 @@ void Package::emit(AmlSink& sink) const
     });
 }
 
+void VarPackage::emit(AmlSink& sink) const
+{
+    emit_package(sink, { 0x13 }, [&](AmlSink& body) {
+        m_count.emit(body);
+        emit_body(body, m_elements);
+    });
+}
+
 // --- names -----------------------------------------------------------------------------------------------
 
 cpuplug::Result<NameSeg, std::string> NameSeg::parse(std::string_view text)

@@ -69,6 +69,18 @@ cpuplug::Result<void, std::string> check_config(PlatformConfig const& config)
     if (config.lapic_address > UINT32_MAX || config.ioapic_address > UINT32_MAX)
         return cpuplug::unexpected("the MADT holds 32-bit LAPIC and IOAPIC addresses; got " + hex(config.lapic_address)
             + " and " + hex(config.ioapic_address));
+    if (config.cpu_hotplug) {
+        // The boot CPU is the one CPU the AML never offers to eject, so it must be one that runs.
+        if (config.boot_cpu >= cpus.size() || !cpus[config.boot_cpu].present)
+            return cpuplug::unexpected("boot CPU " + std::to_string(config.boot_cpu) + " is not a CPU present at boot");
+        uint32_t const base = config.cpu_hotplug_base;
+        uint32_t const pm_end = uint32_t(config.pm_base) + GPE0_OFFSET + GPE0_LENGTH;
+        if (base == 0 || base + CPU_HOTPLUG_LENGTH > 0x10000)
+            return cpuplug::unexpected("CPU hotplug block at I/O port " + hex(base) + " does not lie within ports 0x1..0xffff");
+        if (base < pm_end && config.pm_base < base + CPU_HOTPLUG_LENGTH)
+            return cpuplug::unexpected("CPU hotplug block at I/O port " + hex(base) + " overlaps the PM block at "
+                + hex(config.pm_base) + ".." + hex(pm_end - 1));
+    }
     return {};
 }
 

@@ -1,5 +1,6 @@
 // MADT ("APIC") revision 5: one entry per possible CPU (type 0 below APIC id 255, type 9 from there),
 // the IOAPIC, the ISA overrides for IRQ 0 and the SCI, and the LINT1 NMI (specs.md §2.5).
+#include "madt.hpp"
 #include "sdt.hpp"
 
 #include <acpi/tables.hpp>
@@ -12,10 +13,6 @@ namespace acpi {
 namespace {
 
 constexpr uint32_t MADT_PCAT_COMPAT = 1u << 0; // dual 8259s present; Linux masks them
-
-constexpr uint32_t CPU_ENABLED = 1u << 0;
-// ACPI 6.3: the CPU is absent now but may be brought online later. Must be clear when Enabled is set.
-constexpr uint32_t CPU_ONLINE_CAPABLE = 1u << 1;
 
 constexpr uint8_t TYPE_LOCAL_APIC = 0;
 constexpr uint8_t TYPE_IO_APIC = 1;
@@ -35,12 +32,27 @@ bool fits_local_apic(CpuEntry const& cpu)
     return cpu.apic_id < 0xFF && cpu.uid < 0xFF;
 }
 
-uint32_t cpu_flags(CpuEntry const& cpu)
-{
-    return cpu.present ? CPU_ENABLED : CPU_ONLINE_CAPABLE;
-}
-
 } // namespace
+
+std::vector<uint8_t> madt::processor_entry(CpuEntry const& cpu, CpuFlag flag)
+{
+    using namespace sdt;
+    std::vector<uint8_t> entry(fits_local_apic(cpu) ? 8 : 16, 0);
+    if (entry.size() == 8) {
+        put_u8(entry, 0, TYPE_LOCAL_APIC);
+        put_u8(entry, 1, 8);
+        put_u8(entry, 2, static_cast<uint8_t>(cpu.uid));
+        put_u8(entry, 3, static_cast<uint8_t>(cpu.apic_id));
+        put_u32(entry, 4, static_cast<uint32_t>(flag));
+    } else {
+        put_u8(entry, 0, TYPE_LOCAL_X2APIC);
+        put_u8(entry, 1, 16);
+        put_u32(entry, 4, cpu.apic_id);
+        put_u32(entry, 8, static_cast<uint32_t>(flag));
+        put_u32(entry, 12, cpu.uid);
+    }
+    return entry;
+}
 
 std::vector<uint8_t> build_madt(PlatformConfig const& config)
 {
@@ -48,9 +60,15 @@ std::vector<uint8_t> build_madt(PlatformConfig const& config)
     bool const any_x2apic = std::any_of(config.cpus.begin(), config.cpus.end(),
         [](CpuEntry const& cpu) { return !fits_local_apic(cpu); });
 
+    // Every possible CPU, in order: Linux sizes its possible map from these entries, and a slot missing
+    // here cannot be hot-added later.
+    std::vector<std::vector<uint8_t>> cpu_entries;
     size_t length = SDT_HEADER_SIZE + 8;
-    for (auto const& cpu : config.cpus)
-        length += fits_local_apic(cpu) ? 8 : 16;
+    for (auto const& cpu : config.cpus) {
+        auto const flag = cpu.present ? madt::CpuFlag::Enabled : madt::CpuFlag::OnlineCapable;
+        cpu_entries.push_back(madt::processor_entry(cpu, flag));
+        length += cpu_entries.back().size();
+    }
     length += 12 + 2 * 10 + 6 + (any_x2apic ? 12 : 0);
 
     auto madt = make_sdt("APIC", 5, length);
@@ -58,24 +76,9 @@ std::vector<uint8_t> build_madt(PlatformConfig const& config)
     put_u32(madt, 40, MADT_PCAT_COMPAT);
     size_t at = SDT_HEADER_SIZE + 8;
 
-    // Every possible CPU, in order: Linux sizes its possible map from these entries, and a slot missing
-    // here cannot be hot-added later.
-    for (auto const& cpu : config.cpus) {
-        if (fits_local_apic(cpu)) {
-            put_u8(madt, at, TYPE_LOCAL_APIC);
-            put_u8(madt, at + 1, 8);
-            put_u8(madt, at + 2, static_cast<uint8_t>(cpu.uid));
-            put_u8(madt, at + 3, static_cast<uint8_t>(cpu.apic_id));
-            put_u32(madt, at + 4, cpu_flags(cpu));
-            at += 8;
-        } else {
-            put_u8(madt, at, TYPE_LOCAL_X2APIC);
-            put_u8(madt, at + 1, 16);
-            put_u32(madt, at + 4, cpu.apic_id);
-            put_u32(madt, at + 8, cpu_flags(cpu));
-            put_u32(madt, at + 12, cpu.uid);
-            at += 16;
-        }
+    for (auto const& entry : cpu_entries) {
+        std::copy(entry.begin(), entry.end(), madt.begin() + static_cast<std::ptrdiff_t>(at));
+        at += entry.size();
     }
 
     put_u8(madt, at, TYPE_IO_APIC);

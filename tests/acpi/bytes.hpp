@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace acpi_test {
@@ -19,6 +20,10 @@ struct Part {
     }
     Part(char const* text)
         : bytes(text, text + std::string_view(text).size())
+    {
+    }
+    Part(std::vector<uint8_t> raw)
+        : bytes(std::move(raw))
     {
     }
     std::vector<uint8_t> bytes;

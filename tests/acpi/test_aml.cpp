@@ -147,6 +147,14 @@ TEST_CASE("a Package has a count and its elements", "[acpi][aml]")
     CHECK(encoded(Package(0xFF, {})) == "12 02 FF");
 }
 
+TEST_CASE("a VarPackage takes its element count as a term", "[acpi][aml]")
+{
+    // Package (Arg0) { One, 0x02 }: body = 68 01 0A 02 (4) -> PkgLength 05; checked with iasl
+    CHECK(encoded(VarPackage(Arg(0), { 1, 2 })) == "13 05 68 01 0A 02");
+    // Package (0x0100) {}: a count above 255 is a VarPackage too; checked with iasl
+    CHECK(encoded(VarPackage(0x100, {})) == "13 04 0B 00 01");
+}
+
 // --- names -----------------------------------------------------------------------------------------------
 
 TEST_CASE("name segments are padded with underscores", "[acpi][aml][names]")
@@ -538,6 +546,40 @@ TEST_CASE("a device using every construct encodes as iasl compiles it", "[acpi][
         Method("TST2", 1, { Return(Arg(0)) }),
     });
     CHECK(encoded(device) == hex(golden));
+}
+
+TEST_CASE("a scan loop nests Break, ElseIf, a method-local Name and calls", "[acpi][aml]")
+{
+    // Method (SCAN, 3, Serialized)
+    // {
+    //     Name (CNEW, Package (0xFF) {})
+    //     While ((Arg1 < Arg0))
+    //     {
+    //         If ((Arg2 == 0xFF)) { Arg2 = One  Break }
+    //         If ((Arg2 == One)) { CNEW [Arg2] = Arg1  Arg2++ }
+    //         ElseIf ((Arg2 == 0x02)) { CTFY (Arg1, 0x03) }
+    //     }
+    // }
+    // ElseIf is an If alone in an Else. iasl 20200925 compiles the same bytes. Lengths, inside out:
+    // If #1: 93 6A 0A FF + 70 01 6A + A5 = 8 -> 09; If #2: 3 + 70 69 88 CNEW 6A 00 (9) + 75 6A = 14 -> 0F;
+    // inner If: 4 + CTFY 69 0A 03 (7) = 11 -> 0C; its Else: 2 + 11 = 13 -> 0E;
+    // While: 95 69 68 + 10 + 16 + 15 = 44 -> 2D; Method: SCAN + flags 0B + Name (8) + While (46) = 59 -> 3C.
+    auto method = Method("SCAN", 3, Serialization::Serialized, {
+        Name("CNEW", Package(0xFF, {})),
+        While(LLess(Arg(1), Arg(0)), {
+            If(LEqual(Arg(2), 0xFF), { Store(1, Arg(2)), Break {} }),
+            If(LEqual(Arg(2), 1), { Store(Arg(1), Index(NameString("CNEW"), Arg(2))), Increment(Arg(2)) }),
+            Else({ If(LEqual(Arg(2), 2), { MethodCall("CTFY", { Arg(1), 3 }) }) }),
+        }),
+    });
+    CHECK(encoded(method) == expected({
+        { 0x14, 0x3C }, "SCAN", { 0x0B },
+        { 0x08 }, "CNEW", { 0x12, 0x02, 0xFF },
+        { 0xA2, 0x2D, 0x95, 0x69, 0x68 },
+        { 0xA0, 0x09, 0x93, 0x6A, 0x0A, 0xFF, 0x70, 0x01, 0x6A, 0xA5 },
+        { 0xA0, 0x0F, 0x93, 0x6A, 0x01, 0x70, 0x69, 0x88 }, "CNEW", { 0x6A, 0x00, 0x75, 0x6A },
+        { 0xA1, 0x0E, 0xA0, 0x0C, 0x93, 0x6A, 0x0A, 0x02 }, "CTFY", { 0x69, 0x0A, 0x03 },
+    }));
 }
 
 TEST_CASE("emit_all concatenates terms and a shared subtree encodes the same everywhere", "[acpi][aml]")

@@ -153,3 +153,92 @@ TEST_CASE("iasl disassembles every generated table without errors or warnings", 
         CHECK(dsl["FACP"].find("FADT Minor Revision : 03") != std::string::npos);
     }
 }
+
+namespace {
+
+size_t count_of(std::string const& text, std::string const& needle)
+{
+    size_t count = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+        ++count;
+    return count;
+}
+
+std::vector<uint8_t> read_bytes(fs::path const& path)
+{
+    auto text = read_text(path);
+    return { text.begin(), text.end() };
+}
+
+} // namespace
+
+TEST_CASE("iasl disassembles the CPU-hotplug DSDT cleanly and compiles it back to the same AML", "[acpi][iasl][hotplug]")
+{
+    auto const iasl = find_iasl();
+    if (iasl.empty())
+        FAIL("iasl not found (PATH, /usr/bin/iasl): install acpica-tools (apt-get install acpica-tools); "
+             "this test checks the tables with ACPICA and must not be skipped");
+
+    // 1, 2 and 16 CPUs; 300 (type 9 entries from 255, and a CSCN bound above a byte); x2APIC ids from CPU 1.
+    std::vector<acpi::PlatformConfig> configs { make_config(1, 1), make_config(2, 1), make_config(16, 3),
+        make_config(300, 2) };
+    acpi::PlatformConfig sparse;
+    sparse.cpus = { { 0, 0, true }, { 1, 0x1000, true }, { 2, 0x1001, false }, { 3, 300, false } };
+    sparse.boot_cpu = 1;
+    configs.push_back(sparse);
+
+    for (auto config : configs) {
+        config.cpu_hotplug = true;
+        size_t const count = config.cpus.size();
+        INFO(count << " possible CPUs, boot CPU " << config.boot_cpu);
+        auto built = acpi::build_tables(config, 0x000F'0000, 0x10'0000, 0x000E'0000);
+        REQUIRE(built.has_value());
+        TempDir dir;
+        auto dsl = disassemble_all(iasl, *built, dir.path());
+        auto const& dsdt = dsl["DSDT"];
+
+        // Every name resolved: iasl declares what it could not find as External.
+        CHECK(dsdt.find("External (") == std::string::npos);
+        CHECK(dsdt.find("Device (PRES)") != std::string::npos);
+        CHECK(dsdt.find("OperationRegion (PRST, SystemIO, 0x0CD8, 0x0C)") != std::string::npos);
+        CHECK(dsdt.find("Field (PRST, ByteAcc, NoLock, WriteAsZeros)") != std::string::npos);
+        CHECK(dsdt.find("Field (PRST, DWordAcc, NoLock, Preserve)") != std::string::npos);
+        for (char const* method : { "Method (CTFY, 2, NotSerialized)", "Method (CSTA, 1, Serialized)",
+                 "Method (CEJ0, 1, Serialized)", "Method (CSCN, 0, Serialized)", "Method (COST, 4, Serialized)",
+                 "Method (_E02, 0, NotSerialized)" })
+            CHECK(dsdt.find(method) != std::string::npos);
+        CHECK(dsdt.find("\\_SB.CPUS.CSCN ()") != std::string::npos);
+        CHECK(dsdt.find("ElseIf ((\\_SB.PRES.CRMV == One))") != std::string::npos);
+        CHECK(count_of(dsdt, "Notify (C") == count);
+        CHECK(count_of(dsdt, "Return (CSTA (") == count);
+        CHECK(count_of(dsdt, "Name (_MAT, Buffer (") == count);
+        CHECK(count_of(dsdt, "Method (_OST, 3, Serialized)") == count);
+        CHECK(count_of(dsdt, "Method (_EJ0, 1, NotSerialized)") == count - 1);
+        if (count == 300) {
+            CHECK(dsdt.find("While (((Local0 == One) && (Local3 < 0x012C)))") != std::string::npos);
+            CHECK(dsdt.find("Name (_MAT, Buffer (0x10)") != std::string::npos);
+        }
+        if (config.boot_cpu == 1) {
+            CHECK(dsdt.find("CEJ0 (Zero)") != std::string::npos);
+            CHECK(dsdt.find("CEJ0 (One)") == std::string::npos);
+            CHECK(count_of(dsdt, "Name (_MAT, Buffer (0x10)") == 3);
+        }
+
+        // Compiled back without optimizations (which would shorten the \_SB.PRES paths), the ASL gives our bytes.
+        auto const prefix = dir.path() / "recompiled";
+        auto result = test_support::run_process({ iasl, "-oa", "-p", prefix.string(), (dir.path() / "DSDT.dsl").string() },
+            std::chrono::seconds(60));
+        std::string const output = result.out + result.err;
+        INFO("iasl said:\n" << output);
+        REQUIRE_FALSE(result.timed_out);
+        CHECK(result.exit_code == 0);
+        CHECK(output.find("Compilation successful. 0 Errors, 0 Warnings") != std::string::npos);
+        auto const recompiled = read_bytes(prefix.string() + ".aml");
+        auto const& table = *std::find_if(built->tables.begin(), built->tables.end(),
+            [](acpi::TableInfo const& t) { return t.signature == "DSDT"; });
+        auto const* ours = built->blob.data() + (table.address - built->blob_address);
+        REQUIRE(recompiled.size() == table.length);
+        // The header differs (iasl writes its own compiler id and checksum); the AML after it must not.
+        CHECK(std::equal(recompiled.begin() + acpi::SDT_HEADER_SIZE, recompiled.end(), ours + acpi::SDT_HEADER_SIZE));
+    }
+}

@@ -350,6 +350,329 @@ TEST_CASE("the DSDT of a two-CPU machine encodes as expected", "[acpi][tables][d
     CHECK(hex(acpi::build_dsdt_body(make_config(2, 1))) == hex(golden));
 }
 
+TEST_CASE("the CPU-hotplug DSDT of a two-CPU machine encodes as expected", "[acpi][tables][dsdt][hotplug]")
+{
+    // Scope (\_SB)
+    // {
+    //     Device (PRES)
+    //     {
+    //         Name (_HID, EisaId ("PNP0A06"))
+    //         Name (_UID, "CPU Hotplug resources")
+    //         Mutex (CPLK, 0x00)
+    //         Name (_CRS, ResourceTemplate () { IO (Decode16, 0x0CD8, 0x0CD8, 0x01, 0x0C, ) })
+    //         OperationRegion (PRST, SystemIO, 0x0CD8, 0x0C)
+    //         Field (PRST, ByteAcc, NoLock, WriteAsZeros)
+    //         { Offset (0x04), CPEN, 1, CINS, 1, CRMV, 1, CEJ0, 1, CEJF, 1, , 3, CCMD, 8 }
+    //         Field (PRST, DWordAcc, NoLock, Preserve) { CSEL, 32, , 32, CDAT, 32 }
+    //     }
+    //     Device (CPUS)
+    //     {
+    //         Name (_HID, "ACPI0010")
+    //         Name (_CID, EisaId ("PNP0A05"))
+    //         Method (CTFY, 2, NotSerialized)
+    //         {
+    //             If ((Arg0 == Zero)) { Notify (C000, Arg1) }
+    //             If ((Arg0 == One)) { Notify (C001, Arg1) }
+    //         }
+    //         Method (CSTA, 1, Serialized)
+    //         {
+    //             Acquire (\_SB.PRES.CPLK, 0xFFFF)
+    //             \_SB.PRES.CSEL = Arg0
+    //             Local0 = Zero
+    //             If ((\_SB.PRES.CPEN == One)) { Local0 = 0x0F }
+    //             Release (\_SB.PRES.CPLK)
+    //             Return (Local0)
+    //         }
+    //         Method (CEJ0, 1, Serialized)
+    //         {
+    //             Acquire (\_SB.PRES.CPLK, 0xFFFF)
+    //             \_SB.PRES.CSEL = Arg0
+    //             \_SB.PRES.CEJ0 = One
+    //             Release (\_SB.PRES.CPLK)
+    //         }
+    //         Method (CSCN, 0, Serialized)
+    //         {
+    //             Acquire (\_SB.PRES.CPLK, 0xFFFF)
+    //             Name (CNEW, Package (0xFF) {})
+    //             Local3 = Zero
+    //             Local4 = One
+    //             While ((Local4 == One))
+    //             {
+    //                 Local4 = Zero
+    //                 Local0 = One
+    //                 Local1 = Zero
+    //                 While (((Local0 == One) && (Local3 < 0x02)))
+    //                 {
+    //                     Local0 = Zero
+    //                     \_SB.PRES.CSEL = Local3
+    //                     \_SB.PRES.CCMD = Zero
+    //                     If ((\_SB.PRES.CDAT < Local3)) { Break }
+    //                     If ((Local1 == 0xFF)) { Local4 = One  Break }
+    //                     Local3 = \_SB.PRES.CDAT
+    //                     If ((\_SB.PRES.CINS == One)) { CNEW [Local1] = Local3  Local1++  Local0 = One }
+    //                     ElseIf ((\_SB.PRES.CRMV == One)) { CTFY (Local3, 0x03)  \_SB.PRES.CRMV = One  Local0 = One }
+    //                     Local3++
+    //                 }
+    //                 Local2 = Zero
+    //                 While ((Local2 < Local1))
+    //                 {
+    //                     Local3 = DerefOf (CNEW [Local2])
+    //                     CTFY (Local3, One)
+    //                     \_SB.PRES.CSEL = Local3
+    //                     \_SB.PRES.CINS = One
+    //                     Local2++
+    //                 }
+    //             }
+    //             Release (\_SB.PRES.CPLK)
+    //         }
+    //         Method (COST, 4, Serialized)
+    //         {
+    //             Acquire (\_SB.PRES.CPLK, 0xFFFF)
+    //             \_SB.PRES.CSEL = Arg0
+    //             \_SB.PRES.CCMD = One
+    //             \_SB.PRES.CDAT = Arg1
+    //             \_SB.PRES.CCMD = 0x02
+    //             \_SB.PRES.CDAT = Arg2
+    //             Release (\_SB.PRES.CPLK)
+    //         }
+    //         Device (C000)
+    //         {
+    //             Name (_HID, "ACPI0007")
+    //             Name (_UID, Zero)
+    //             Method (_STA, 0, Serialized) { Return (CSTA (Zero)) }
+    //             Name (_MAT, Buffer (0x08) { 0x00, 0x08, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00 })
+    //             Method (_OST, 3, Serialized) { COST (Zero, Arg0, Arg1, Arg2) }
+    //         }
+    //         Device (C001)
+    //         {
+    //             Name (_HID, "ACPI0007")
+    //             Name (_UID, One)
+    //             Method (_STA, 0, Serialized) { Return (CSTA (One)) }
+    //             Name (_MAT, Buffer (0x08) { 0x00, 0x08, 0x01, 0x01, 0x01, 0x00, 0x00, 0x00 })
+    //             Method (_EJ0, 1, NotSerialized) { CEJ0 (One) }
+    //             Method (_OST, 3, Serialized) { COST (One, Arg0, Arg1, Arg2) }
+    //         }
+    //     }
+    // }
+    // Name (\_S5, Package (0x04) { Zero, Zero, Zero, Zero })
+    // Scope (\_GPE)
+    // {
+    //     Name (_HID, "ACPI0006")
+    //     Method (_E02, 0, NotSerialized) { \_SB.CPUS.CSCN () }
+    // }
+    // Byte-for-byte what iasl 20200925 compiles from that ASL with -oa, and what `iasl -d` turns back into it.
+    // A path \_SB.PRES.xxxx is 15 bytes (5C 2F 03 and three segments); with that, the PkgLengths add up as:
+    //   CTFY: name 4 + flags 1 + 2 Ifs of 11 = 27, +1 = 1C.
+    //   CSTA: 5 + Acquire 19 + Store 17 + Store 3 + If 23 + Release 17 + Return 2 = 86, +2 = 88 = 48 05.
+    //   CEJ0: 5 + 19 + 17 + 17 + 17 = 75, +2 = 77 = 4D 04.
+    //   CSCN inner loop body 175 (+3 = 41 0B), notify loop body 55 (38), outer loop body 250 (+2 = 4C 0F),
+    //        method 5 + 19 + Name 8 + 3 + 3 + 253 + 17 = 308, +2 = 310 = 46 13.
+    //   COST: 5 + 19 + Stores of 17, 17, 17, 18 (0x02 takes a ByteConst), 17 + 17 = 127, +2 = 129 = 41 08.
+    //   C000: 4 + _HID 15 + _UID 6 + _STA 13 + _MAT 17 + _OST 15 = 70, +2 = 72 = 48 04; C001 adds _EJ0 (12):
+    //   84 = 44 05. PRES: 142 + 2 = 144 = 40 09; CPUS: 826 + 2 = 828 = 4C 33; \_SB: 981 + 2 = 983 = 47 3D.
+    auto pres = [](char const* field) { return acpi_test::Part(cat({ { 0x5C, 0x2F, 0x03 }, "_SB_PRES", field })); };
+    auto const golden = cat({
+        { 0x10, 0x47, 0x3D, 0x5C }, "_SB_",
+        { 0x5B, 0x82, 0x40, 0x09 }, "PRES",
+        { 0x08 }, "_HID", { 0x0C, 0x41, 0xD0, 0x0A, 0x06 },
+        { 0x08 }, "_UID", { 0x0D }, "CPU Hotplug resources", { 0x00 },
+        { 0x5B, 0x01 }, "CPLK", { 0x00 },
+        { 0x08 }, "_CRS", { 0x11, 0x0D, 0x0A, 0x0A, 0x47, 0x01, 0xD8, 0x0C, 0xD8, 0x0C, 0x01, 0x0C, 0x79, 0x00 },
+        { 0x5B, 0x80 }, "PRST", { 0x01, 0x0B, 0xD8, 0x0C, 0x0A, 0x0C },
+        { 0x5B, 0x81, 0x28 }, "PRST", { 0x41, 0x00, 0x20 },
+        "CPEN", { 0x01 }, "CINS", { 0x01 }, "CRMV", { 0x01 }, "CEJ0", { 0x01 }, "CEJF", { 0x01 },
+        { 0x00, 0x03 }, "CCMD", { 0x08 },
+        { 0x5B, 0x81, 0x12 }, "PRST", { 0x03 }, "CSEL", { 0x20, 0x00, 0x20 }, "CDAT", { 0x20 },
+
+        { 0x5B, 0x82, 0x4C, 0x33 }, "CPUS",
+        { 0x08 }, "_HID", { 0x0D }, "ACPI0010", { 0x00 },
+        { 0x08 }, "_CID", { 0x0C, 0x41, 0xD0, 0x0A, 0x05 },
+
+        { 0x14, 0x1C }, "CTFY", { 0x02 },
+        { 0xA0, 0x0A, 0x93, 0x68, 0x00, 0x86 }, "C000", { 0x69 },
+        { 0xA0, 0x0A, 0x93, 0x68, 0x01, 0x86 }, "C001", { 0x69 },
+
+        { 0x14, 0x48, 0x05 }, "CSTA", { 0x09 },
+        { 0x5B, 0x23 }, pres("CPLK"), { 0xFF, 0xFF },
+        { 0x70, 0x68 }, pres("CSEL"),
+        { 0x70, 0x00, 0x60 },
+        { 0xA0, 0x16, 0x93 }, pres("CPEN"), { 0x01, 0x70, 0x0A, 0x0F, 0x60 },
+        { 0x5B, 0x27 }, pres("CPLK"),
+        { 0xA4, 0x60 },
+
+        { 0x14, 0x4D, 0x04 }, "CEJ0", { 0x09 },
+        { 0x5B, 0x23 }, pres("CPLK"), { 0xFF, 0xFF },
+        { 0x70, 0x68 }, pres("CSEL"),
+        { 0x70, 0x01 }, pres("CEJ0"),
+        { 0x5B, 0x27 }, pres("CPLK"),
+
+        { 0x14, 0x46, 0x13 }, "CSCN", { 0x08 },
+        { 0x5B, 0x23 }, pres("CPLK"), { 0xFF, 0xFF },
+        { 0x08 }, "CNEW", { 0x12, 0x02, 0xFF },
+        { 0x70, 0x00, 0x63 },
+        { 0x70, 0x01, 0x64 },
+        { 0xA2, 0x4C, 0x0F, 0x93, 0x64, 0x01 },
+        { 0x70, 0x00, 0x64 },
+        { 0x70, 0x01, 0x60 },
+        { 0x70, 0x00, 0x61 },
+        { 0xA2, 0x41, 0x0B, 0x90, 0x93, 0x60, 0x01, 0x95, 0x63, 0x0A, 0x02 },
+        { 0x70, 0x00, 0x60 },
+        { 0x70, 0x63 }, pres("CSEL"),
+        { 0x70, 0x00 }, pres("CCMD"),
+        { 0xA0, 0x13, 0x95 }, pres("CDAT"), { 0x63, 0xA5 },
+        { 0xA0, 0x09, 0x93, 0x61, 0x0A, 0xFF, 0x70, 0x01, 0x64, 0xA5 },
+        { 0x70 }, pres("CDAT"), { 0x63 },
+        { 0xA0, 0x20, 0x93 }, pres("CINS"), { 0x01 },
+        { 0x70, 0x63, 0x88 }, "CNEW", { 0x61, 0x00 },
+        { 0x75, 0x61 },
+        { 0x70, 0x01, 0x60 },
+        { 0xA1, 0x2F, 0xA0, 0x2D, 0x93 }, pres("CRMV"), { 0x01 },
+        "CTFY", { 0x63, 0x0A, 0x03 },
+        { 0x70, 0x01 }, pres("CRMV"),
+        { 0x70, 0x01, 0x60 },
+        { 0x75, 0x63 },
+        { 0x70, 0x00, 0x62 },
+        { 0xA2, 0x38, 0x95, 0x62, 0x61 },
+        { 0x70, 0x83, 0x88 }, "CNEW", { 0x62, 0x00, 0x63 },
+        "CTFY", { 0x63, 0x01 },
+        { 0x70, 0x63 }, pres("CSEL"),
+        { 0x70, 0x01 }, pres("CINS"),
+        { 0x75, 0x62 },
+        { 0x5B, 0x27 }, pres("CPLK"),
+
+        { 0x14, 0x41, 0x08 }, "COST", { 0x0C },
+        { 0x5B, 0x23 }, pres("CPLK"), { 0xFF, 0xFF },
+        { 0x70, 0x68 }, pres("CSEL"),
+        { 0x70, 0x01 }, pres("CCMD"),
+        { 0x70, 0x69 }, pres("CDAT"),
+        { 0x70, 0x0A, 0x02 }, pres("CCMD"),
+        { 0x70, 0x6A }, pres("CDAT"),
+        { 0x5B, 0x27 }, pres("CPLK"),
+
+        { 0x5B, 0x82, 0x48, 0x04 }, "C000",
+        { 0x08 }, "_HID", { 0x0D }, "ACPI0007", { 0x00 },
+        { 0x08 }, "_UID", { 0x00 },
+        { 0x14, 0x0C }, "_STA", { 0x08, 0xA4 }, "CSTA", { 0x00 },
+        { 0x08 }, "_MAT", { 0x11, 0x0B, 0x0A, 0x08, 0x00, 0x08, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00 },
+        { 0x14, 0x0E }, "_OST", { 0x0B }, "COST", { 0x00, 0x68, 0x69, 0x6A },
+
+        { 0x5B, 0x82, 0x44, 0x05 }, "C001",
+        { 0x08 }, "_HID", { 0x0D }, "ACPI0007", { 0x00 },
+        { 0x08 }, "_UID", { 0x01 },
+        { 0x14, 0x0C }, "_STA", { 0x08, 0xA4 }, "CSTA", { 0x01 },
+        { 0x08 }, "_MAT", { 0x11, 0x0B, 0x0A, 0x08, 0x00, 0x08, 0x01, 0x01, 0x01, 0x00, 0x00, 0x00 },
+        { 0x14, 0x0B }, "_EJ0", { 0x01 }, "CEJ0", { 0x01 },
+        { 0x14, 0x0E }, "_OST", { 0x0B }, "COST", { 0x01, 0x68, 0x69, 0x6A },
+
+        { 0x08, 0x5C }, "_S5_", { 0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00 },
+        { 0x10, 0x2B, 0x5C }, "_GPE",
+        { 0x08 }, "_HID", { 0x0D }, "ACPI0006", { 0x00 },
+        { 0x14, 0x15 }, "_E02", { 0x00, 0x5C, 0x2F, 0x03 }, "_SB_CPUSCSCN",
+    });
+    auto config = make_config(2, 1);
+    config.cpu_hotplug = true;
+    CHECK(hex(acpi::build_dsdt_body(config)) == hex(golden));
+}
+
+TEST_CASE("each CPU's _MAT is its MADT entry with Enabled set", "[acpi][tables][dsdt][hotplug]")
+{
+    // 300 CPUs (type 9 from index 255), and a sparse machine whose x2APIC ids start at CPU 1.
+    auto wide = make_config(300, 4);
+    acpi::PlatformConfig sparse;
+    sparse.cpus = { { 0, 0, true }, { 1, 0x1000, true }, { 2, 0x1001, false }, { 3, 7, false } };
+    for (auto config : { wide, sparse }) {
+        config.cpu_hotplug = true;
+        auto built = build(config);
+        auto const body = table(built, "DSDT").subspan(36);
+        auto entries = madt_entries(table(built, "APIC"));
+        // Name (_MAT, Buffer (n) { ... }) = 08 "_MAT" 11 PkgLength 0A n bytes; n is 8 or 16, so PkgLength is
+        // one byte.
+        std::vector<std::span<uint8_t const>> mats;
+        std::string const text(body.begin(), body.end());
+        for (size_t at = text.find("\x08_MAT\x11"); at != std::string::npos; at = text.find("\x08_MAT\x11", at + 1)) {
+            REQUIRE(body[at + 7] == 0x0A);
+            mats.push_back(body.subspan(at + 9, body[at + 8]));
+        }
+        REQUIRE(mats.size() == config.cpus.size());
+        for (size_t i = 0; i < mats.size(); ++i) {
+            INFO("CPU " << i);
+            std::vector<uint8_t> expected(entries[i].bytes.begin(), entries[i].bytes.end());
+            size_t const flags = expected[0] == 0 ? 4 : 8; // type 0 or type 9
+            REQUIRE((expected[0] == 0 || expected[0] == 9));
+            expected[flags] = 0x01; // Enabled, and not Online Capable: ACPI 6.3 forbids both
+            CHECK(hex(mats[i]) == hex(expected));
+        }
+        if (config.cpus.size() == 300) {
+            CHECK(hex(mats[254]) == "00 08 FE FE 01 00 00 00");
+            CHECK(hex(mats[255]) == "09 10 00 00 FF 00 00 00 01 00 00 00 FF 00 00 00");
+        } else {
+            CHECK(hex(mats[2]) == "09 10 00 00 01 10 00 00 01 00 00 00 02 00 00 00");
+            CHECK(hex(mats[3]) == "00 08 03 07 01 00 00 00");
+        }
+    }
+}
+
+TEST_CASE("every CPU but the boot CPU has an _EJ0 that calls CEJ0", "[acpi][tables][dsdt][hotplug]")
+{
+    auto config = make_config(3, 2);
+    config.cpu_hotplug = true;
+    config.boot_cpu = 1;
+    auto body = acpi::build_dsdt_body(config);
+    std::string const text(body.begin(), body.end());
+    // Method (_EJ0, 1, NotSerialized) { CEJ0 (uid) }
+    auto ej0 = [](std::initializer_list<uint8_t> uid) {
+        auto bytes = cat({ { 0x14, static_cast<uint8_t>(0x0A + uid.size()) }, "_EJ0", { 0x01 }, "CEJ0", uid });
+        return std::string(bytes.begin(), bytes.end());
+    };
+    CHECK(text.find(ej0({ 0x00 })) != std::string::npos);
+    CHECK(text.find(ej0({ 0x01 })) == std::string::npos);
+    CHECK(text.find(ej0({ 0x0A, 0x02 })) != std::string::npos);
+    size_t count = 0;
+    for (size_t at = text.find("_EJ0"); at != std::string::npos; at = text.find("_EJ0", at + 1))
+        ++count;
+    CHECK(count == 2);
+}
+
+TEST_CASE("without cpu_hotplug the DSDT has no hotplug objects", "[acpi][tables][dsdt][hotplug]")
+{
+    auto body = acpi::build_dsdt_body(make_config(4, 2));
+    std::string const text(body.begin(), body.end());
+    for (char const* name : { "PRES", "PRST", "CPLK", "CSCN", "CTFY", "_MAT", "_EJ0", "_OST", "_E02" })
+        CHECK(text.find(name) == std::string::npos);
+    // The register block follows cpu_hotplug_base.
+    auto config = make_config(4, 2);
+    config.cpu_hotplug = true;
+    config.cpu_hotplug_base = 0xAF00;
+    body = acpi::build_dsdt_body(config);
+    auto const region = cat({ { 0x5B, 0x80 }, "PRST", { 0x01, 0x0B, 0x00, 0xAF, 0x0A, 0x0C } });
+    auto const crs = cat({ { 0x47, 0x01, 0x00, 0xAF, 0x00, 0xAF, 0x01, 0x0C } });
+    CHECK(std::search(body.begin(), body.end(), region.begin(), region.end()) != body.end());
+    CHECK(std::search(body.begin(), body.end(), crs.begin(), crs.end()) != body.end());
+}
+
+TEST_CASE("the CPU-hotplug DSDT of the largest machine still fits the AML encodings", "[acpi][tables][dsdt][hotplug]")
+{
+    auto config = make_config(static_cast<uint32_t>(acpi::MAX_CPUS), 1);
+    for (auto& cpu : config.cpus)
+        cpu.apic_id = cpu.uid < 255 ? cpu.uid : cpu.uid + 1; // type 9 from 255
+    config.cpu_hotplug = true;
+    auto built = build(config, BLOB_ADDRESS, 4 << 20);
+    auto const dsdt = table(built, "DSDT");
+    auto contains = [&](std::vector<uint8_t> const& bytes) {
+        return std::search(dsdt.begin(), dsdt.end(), bytes.begin(), bytes.end()) != dsdt.end();
+    };
+    CHECK(contains(cat({ "CFFF", { 0x08 }, "_HID" })));
+    // CSCN's loop bound: LLess (Local3, 0x1000)
+    CHECK(contains(cat({ { 0x95, 0x63, 0x0B, 0x00, 0x10 } })));
+    // Scope (\_SB) is above 2^12 bytes, so its PkgLength takes the three-byte form; it must end right where
+    // Name (\_S5, ...) begins.
+    auto const body = dsdt.subspan(36);
+    REQUIRE(body[0] == 0x10);
+    REQUIRE(body[1] >> 6 == 2);
+    size_t const scope_length = (body[1] & 0x0Fu) | size_t(body[2]) << 4 | size_t(body[3]) << 12;
+    CHECK(hex(body.subspan(1 + scope_length, 6)) == hex(cat({ { 0x08, 0x5C }, "_S5_" })));
+}
+
 TEST_CASE("DSDT CPU objects are named with three hex digits of the index", "[acpi][tables][dsdt]")
 {
     auto body = acpi::build_dsdt_body(make_config(300, 1));
@@ -471,4 +794,46 @@ TEST_CASE("configs the tables cannot describe are refused with a reason", "[acpi
     config = make_config(2, 1);
     config.ioapic_address = 0x1'0000'0000;
     CHECK(error_of(config).find("32-bit") != std::string::npos);
+}
+
+TEST_CASE("CPU-hotplug configs need a present boot CPU and a free register block", "[acpi][tables][config][hotplug]")
+{
+    auto error_of = [](acpi::PlatformConfig const& config) {
+        auto checked = acpi::check_config(config);
+        REQUIRE_FALSE(checked.has_value());
+        return checked.error();
+    };
+    auto config = make_config(4, 2);
+    config.cpu_hotplug = true;
+    CHECK(acpi::check_config(config).has_value());
+    config.boot_cpu = 1;
+    CHECK(acpi::check_config(config).has_value());
+    config.boot_cpu = 2; // absent
+    CHECK(error_of(config).find("boot CPU 2") != std::string::npos);
+    config.boot_cpu = 4; // no such CPU
+    CHECK(error_of(config).find("boot CPU 4") != std::string::npos);
+
+    // The PM block is 0x600..0x62F: a block ending at 0x5FF or starting at 0x630 is fine.
+    config = make_config(4, 2);
+    config.cpu_hotplug = true;
+    for (uint16_t base : { 0x5F4, 0x630, 0xAF00, 0xFFF4 }) {
+        config.cpu_hotplug_base = base;
+        CHECK(acpi::check_config(config).has_value());
+    }
+    for (uint16_t base : { 0x5F5, 0x600, 0x620, 0x62F }) {
+        INFO(base);
+        config.cpu_hotplug_base = base;
+        CHECK(error_of(config).find("overlaps the PM block") != std::string::npos);
+    }
+    for (uint16_t base : { 0x0, 0xFFF5 }) {
+        INFO(base);
+        config.cpu_hotplug_base = base;
+        CHECK(error_of(config).find("CPU hotplug block") != std::string::npos);
+    }
+
+    // None of this is looked at without CPU hotplug.
+    config = make_config(4, 2);
+    config.boot_cpu = 9;
+    config.cpu_hotplug_base = 0x600;
+    CHECK(acpi::check_config(config).has_value());
 }

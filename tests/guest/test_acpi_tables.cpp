@@ -32,14 +32,24 @@ struct Memory {
     }
 };
 
-::acpi::BuiltTables build(uint32_t possible, uint32_t present)
+::acpi::PlatformConfig config_for(uint32_t possible, uint32_t present)
 {
     ::acpi::PlatformConfig config;
     for (uint32_t i = 0; i < possible; ++i)
         config.cpus.push_back({ i, i < 8 ? i : i + 4, i < present });
+    return config;
+}
+
+::acpi::BuiltTables build(::acpi::PlatformConfig const& config)
+{
     auto tables = ::acpi::build_tables(config, 0xA0000, 0x40000, 0xE0000);
     REQUIRE(tables.has_value());
     return tables.release_value();
+}
+
+::acpi::BuiltTables build(uint32_t possible, uint32_t present)
+{
+    return build(config_for(possible, present));
 }
 
 } // namespace
@@ -131,4 +141,27 @@ TEST_CASE("the DSDT scan finds QEMU's CPU-hotplug region and nothing in a DSDT w
     auto found = gacpi::find_cpu_hotplug_region(memory.view(), 0x80000);
     CHECK(found.port == 0x0CD8);
     CHECK(found.length == 0x0C);
+}
+
+TEST_CASE("the DSDT scan finds the CPU-hotplug region in the DSDT the VMM builds with cpu_hotplug", "[guest][acpi]")
+{
+    struct Case {
+        bool cpu_hotplug;
+        uint16_t base;
+        uint16_t expected_port;
+    };
+    for (auto [cpu_hotplug, base, expected_port] : { Case { true, 0x0CD8, 0x0CD8 }, Case { true, 0xAF00, 0xAF00 },
+             Case { false, 0x0CD8, 0 } }) {
+        INFO("cpu_hotplug " << cpu_hotplug << ", base " << base);
+        auto config = config_for(300, 2);
+        config.cpu_hotplug = cpu_hotplug;
+        config.cpu_hotplug_base = base;
+        Memory memory;
+        memory.place(build(config));
+        auto tables = gacpi::read_tables(memory.view(), 0xE0000);
+        REQUIRE(tables.has_value());
+        auto found = gacpi::find_cpu_hotplug_region(memory.view(), tables->fadt.dsdt);
+        CHECK(found.port == expected_port);
+        CHECK(found.length == (cpu_hotplug ? 12 : 0));
+    }
 }

@@ -211,6 +211,22 @@ private:
     std::vector<Aml> m_elements;
 };
 
+// VarPackage(count) { elements }: the package whose element count is a TermArg, which is what ASL's
+// Package(n) compiles to when n is above 255 or not a constant (`Package (Arg0) {}`).
+class VarPackage {
+public:
+    VarPackage(Aml count, std::vector<Aml> elements)
+        : m_count(std::move(count))
+        , m_elements(std::move(elements))
+    {
+    }
+    void emit(AmlSink&) const;
+
+private:
+    Aml m_count;
+    std::vector<Aml> m_elements;
+};
+
 // ---------------------------------------------------------------------------------------------------------
 // Names
 

@@ -27,6 +27,12 @@ struct PlatformConfig {
     uint64_t lapic_address = 0xFEE00000;
     uint64_t ioapic_address = 0xFEC00000;
     uint8_t ioapic_id = 0;
+    // QEMU's "modern" CPU-hotplug interface (specs.md §1): the register block \_SB.PRES at
+    // cpu_hotplug_base (CPU_HOTPLUG_LENGTH bytes of I/O space), _STA/_MAT/_EJ0/_OST on every CPU object and
+    // \_GPE._E02 to scan for events. Off, CPU objects report the fixed `present` state.
+    bool cpu_hotplug = false;
+    uint16_t cpu_hotplug_base = 0x0CD8; // q35's address
+    uint32_t boot_cpu = 0;              // index into cpus; the one CPU without _EJ0
 };
 
 struct TableInfo {
@@ -66,9 +72,14 @@ inline constexpr uint8_t PM_TMR_LENGTH = 4;
 inline constexpr uint16_t GPE0_OFFSET = 0x20;
 inline constexpr uint8_t GPE0_LENGTH = 16;
 
+// The CPU-hotplug register block's size, and the GPE0 bit whose handler (\_GPE._E02) scans it.
+inline constexpr uint8_t CPU_HOTPLUG_LENGTH = 12;
+inline constexpr unsigned CPU_HOTPLUG_GPE = 2;
+
 // Checks what the tables cannot express: at most MAX_CPUS CPUs, uid = index, unique APIC ids, at least one
 // present CPU, a type-0-compatible UID for APIC ids below 255, an ISA SCI, 32-bit APIC addresses, a PM block
-// inside the I/O space. build_tables() calls it; the per-table builders expect a config that passed.
+// inside the I/O space; with CPU hotplug, a present boot CPU and a register block inside the I/O space that
+// does not overlap the PM block. build_tables() calls it; the per-table builders expect a config that passed.
 cpuplug::Result<void, std::string> check_config(PlatformConfig const&);
 
 // Per-table builders; each returns the finished table with its checksum set.
@@ -78,8 +89,8 @@ std::vector<uint8_t> build_fadt(PlatformConfig const&, uint64_t facs_address, ui
 std::vector<uint8_t> build_facs();
 std::vector<uint8_t> build_madt(PlatformConfig const&);
 
-// The DSDT as an AML tree: its top-level terms (\_SB.CPUS with one Cxxx per possible CPU, \_S5, \_GPE).
-// Kept as a tree so the CPU-hotplug AML can be added to it before it is encoded.
+// The DSDT as an AML tree: its top-level terms (\_SB.CPUS with one Cxxx per possible CPU, \_S5, \_GPE,
+// and with cpu_hotplug \_SB.PRES, the CPUS helper methods and \_GPE._E02).
 std::vector<aml::Aml> dsdt_terms(PlatformConfig const&);
 // The encoded definition block of dsdt_terms() (the DSDT without its header).
 std::vector<uint8_t> build_dsdt_body(PlatformConfig const&);
