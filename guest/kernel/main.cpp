@@ -1,9 +1,11 @@
 // kernel_main: the boot CPU's kernel at CPL3 (entered from entry.S). Reads the start info and ACPI, sets
 // up the local APIC, the clock and the SCI, brings the other CPUs up through the hotplug core, then
-// serves ACPI events (the power button) until the machine powers off.
+// serves ACPI events (the power button, CPU hotplug, the VMM's control page) until the machine powers off.
+#include "acpi_hotplug.hpp"
 #include "apic.hpp"
 #include "clock.hpp"
 #include "console.hpp"
+#include "control_page.hpp"
 #include "ioapic.hpp"
 #include "memory.hpp"
 #include "percpu.hpp"
@@ -14,6 +16,8 @@
 #include "trap.hpp"
 #include "x86.hpp"
 
+#include <guest/abi/control.hpp>
+#include <guest/abi/cpu_hotplug.hpp>
 #include <guest/lib/acpi_tables.hpp>
 #include <guest/lib/cmdline.hpp>
 #include <guest/lib/start_info.hpp>
@@ -30,6 +34,10 @@ constexpr char const* VERSION = "0.2.0";
 constexpr uint8_t EXIT_BAD_START_INFO = 5;
 constexpr uint64_t IDENTITY_MAPPED = uint64_t(4) << 30; // entry.S maps the first 4 GiB
 constexpr uint16_t PM1_PWRBTN = 1 << 8;
+// Both GPEs live in the first status byte (and the first enable byte) of GPE0.
+static_assert(cpu_hotplug::GPE_BIT < 8 && control::GPE_BIT < 8);
+constexpr uint8_t GPE_CPU_HOTPLUG = 1u << cpu_hotplug::GPE_BIT;
+constexpr uint8_t GPE_CONTROL = 1u << control::GPE_BIT;
 
 uint64_t identity_readable(void*, uint64_t address)
 {
@@ -108,14 +116,51 @@ void route_sci(AcpiState const& acpi, uint32_t boot_apic_id)
     ioapic::unmask(gsi);
 }
 
+// GPE0's first status byte and the bits of it enabled (0: none, then GPE0 is never read).
+uint16_t g_gpe0 = 0;
+uint8_t g_gpe_enabled = 0;
+
+// CPU hotplug when the DSDT has QEMU's register block, the control page when the VMM has the status port;
+// each behind its GPE0 bit. Any events already pending raise the SCI as soon as their bit is enabled.
+void enable_gpes(AcpiState const& acpi)
+{
+    auto const& fadt = acpi.fadt;
+    if (fadt.gpe0 == 0 || fadt.gpe0_length < 2 || fadt.hw_reduced())
+        return;
+    uint8_t bits = 0;
+    auto region = guest::acpi::find_cpu_hotplug_region(PHYSICAL, fadt.dsdt);
+    if (region.port != 0 && region.length >= cpu_hotplug::SIZE) {
+        acpi_hotplug::init(region.port, acpi.cpus, acpi.madt.cpu_count);
+        bits |= GPE_CPU_HOTPLUG;
+    }
+    if (control_page::init())
+        bits |= GPE_CONTROL;
+    if (bits == 0)
+        return;
+    g_gpe0 = fadt.gpe0;
+    g_gpe_enabled = bits;
+    sys::outb(static_cast<uint16_t>(fadt.gpe0 + fadt.gpe0_length / 2), bits); // enables follow the status bytes
+}
+
 void serve_sci(AcpiState const& acpi)
 {
-    uint16_t status = acpi.fadt.pm1a_event ? sys::inw(acpi.fadt.pm1a_event) : 0;
+    // GPE status is cleared before its events are handled: one that arrives meanwhile sets its bit again
+    // and raises the SCI anew once the pin is unmasked. The SCI is level-triggered, so a power button
+    // pressed together with a GPE keeps it raised and is seen on the next pass: PM1 is read only when no
+    // GPE was pending, one system call fewer per hotplug event.
+    uint8_t gpe = g_gpe_enabled ? static_cast<uint8_t>(sys::inb(g_gpe0) & g_gpe_enabled) : 0;
+    if (gpe != 0)
+        sys::outb(g_gpe0, gpe); // write 1 to clear
+    uint16_t status = acpi.fadt.pm1a_event && gpe == 0 ? sys::inw(acpi.fadt.pm1a_event) : 0;
     if (status & PM1_PWRBTN) {
         sys::outw(acpi.fadt.pm1a_event, PM1_PWRBTN); // write 1 to clear
         console_write_line(guest::LineBuffer().text("acpi: power button pressed, powering off"));
         power_off();
     }
+    if (gpe & GPE_CPU_HOTPLUG)
+        acpi_hotplug::serve();
+    if (gpe & GPE_CONTROL)
+        control_page::serve();
     ioapic::unmask(g_sci_gsi);
 }
 
@@ -181,12 +226,17 @@ extern "C" [[noreturn]] void kernel_main(uint32_t start_info_address)
         .ch(static_cast<char>('0' + micros % 10)).text(" ms");
     console_write_line(line);
 
+    // Before BootDone, so the VMM knows by then whether there is a control page.
+    if (acpi.present)
+        enable_gpes(acpi);
     status_report(status_port::milestone(status_port::Milestone::BootDone));
     if (cmdline.get_bool("exit_after_boot", false))
         power_off();
 
+    // Hotplug operations and control requests run here, one after the other; an SCI during one is served
+    // after it. From 0: an SCI during boot left its pin masked and must be served too.
     auto& me = this_percpu();
-    uint32_t sci_seen = __atomic_load_n(&sci_count, __ATOMIC_ACQUIRE);
+    uint32_t sci_seen = 0;
     for (;;) {
         uint32_t wake = me.wake.load(std::memory_order_acquire);
         uint32_t sci = __atomic_load_n(&sci_count, __ATOMIC_ACQUIRE);
@@ -196,6 +246,6 @@ extern "C" [[noreturn]] void kernel_main(uint32_t start_info_address)
                 serve_sci(acpi);
             continue;
         }
-        sys::wait(reinterpret_cast<uint32_t volatile*>(&me.wake), wake, 0);
+        wait_once(me, wake, 0); // with a wake-up IPI the last operation may have left deferred
     }
 }

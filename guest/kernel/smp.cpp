@@ -43,6 +43,8 @@ Config g_config;
 uint32_t g_possible = 0;
 uint32_t g_boot_cpu = 0;
 uint32_t g_cpu_apic[GUEST_MAX_CPUS];
+constexpr uint32_t NO_UID = 0xFFFFFFFF;
+uint32_t g_cpu_uid[GUEST_MAX_CPUS]; // the MADT UID of each possible CPU (NO_UID for a gap)
 uint8_t g_sipi_vector = 0;
 cpuplug::Cpuhp* g_hotplug = nullptr;
 // The step that last failed on each CPU, for the console line at the end of the operation.
@@ -70,6 +72,25 @@ void name_state(guest::LineBuffer& line, CpuhpState state, cpuplug::Cpuhp const*
         line.text(" (").text(name).ch(')');
 }
 
+void write_tss_descriptor(uint16_t selector, Tss const* tss)
+{
+    auto base = reinterpret_cast<uint64_t>(tss);
+    uint64_t low = (sizeof(Tss) - 1) | ((base & 0xFFFFFF) << 16) | (uint64_t(0x89) << 40) | (((base >> 24) & 0xFF) << 56);
+    gdt[selector / 8] = low;      // type 0x89: available (a ltr on a re-plug needs it not busy)
+    gdt[selector / 8 + 1] = base >> 32;
+}
+
+// Before every start of an AP, not just the first: a CPU that ran before (taken down, hot-removed and
+// added again, or resting in a PREPARE state on its way back up, where percpu:prepare does not run again)
+// left its TSS descriptor busy, which would make its ltr fault, and maybe work in its mailbox that it
+// never finished. (Its deferred wake-up IPI it sent before parking: ap_main.)
+void prepare_start(PerCpu& area)
+{
+    write_tss_descriptor(area.tss_selector, &area.tss);
+    area.done.store(area.posted.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    apic_to_cpu[area.apic_id & 0xFFF] = static_cast<uint16_t>(area.cpu);
+}
+
 class GuestPlatform final : public cpuplug::Platform {
 public:
     uint32_t this_cpu() override { return this_percpu().cpu; }
@@ -78,8 +99,12 @@ public:
     // reset CPUs that are already online).
     int kick_ap(uint32_t cpu) override
     {
+        PerCpu* area = percpu_table[cpu];
+        if (!area)
+            return -cpuplug::ERR_IO;
+        prepare_start(*area);
         flush_deferred_ipi();
-        apic::kick(g_cpu_apic[cpu], g_sipi_vector, g_config.init_udelay_us);
+        apic::kick(area->apic_id, g_sipi_vector, g_config.init_udelay_us);
         return 0;
     }
 
@@ -189,14 +214,6 @@ void wake_requester(uint32_t cpu) { g_platform.wake(cpu); }
 
 namespace {
 
-void write_tss_descriptor(uint16_t selector, Tss const* tss)
-{
-    auto base = reinterpret_cast<uint64_t>(tss);
-    uint64_t low = (sizeof(Tss) - 1) | ((base & 0xFFFFFF) << 16) | (uint64_t(0x89) << 40) | (((base >> 24) & 0xFF) << 56);
-    gdt[selector / 8] = low;      // type 0x89: available (a ltr on a re-plug needs it not busy)
-    gdt[selector / 8 + 1] = base >> 32;
-}
-
 // percpu:prepare: the AP's area, stacks and TSS, made once and kept for when it comes back.
 int percpu_prepare(uint32_t cpu, void*)
 {
@@ -210,17 +227,13 @@ int percpu_prepare(uint32_t cpu, void*)
         area = new (memory) PerCpu {};
         area->self = area;
         area->cpu = cpu;
-        area->apic_id = g_cpu_apic[cpu];
         area->kernel_stack_top = reinterpret_cast<uint64_t>(kernel_stack + KERNEL_STACK_SIZE);
         area->user_stack_top = reinterpret_cast<uint64_t>(user_stack + USER_STACK_SIZE);
         area->tss.rsp0 = area->kernel_stack_top;
         area->tss.iomap_base = sizeof(Tss);
         area->tss_selector = static_cast<uint16_t>(FIRST_TSS_SELECTOR + 16 * (1 + cpu));
     }
-    // A CPU that ran before left its TSS descriptor busy and maybe work in its mailbox: start clean.
-    write_tss_descriptor(area->tss_selector, &area->tss);
-    area->done.store(area->posted.load(std::memory_order_relaxed), std::memory_order_relaxed);
-    apic_to_cpu[area->apic_id & 0xFFF] = static_cast<uint16_t>(cpu);
+    area->apic_id = g_cpu_apic[cpu]; // the rest of a start's set-up is kick_ap's (prepare_start)
     return 0;
 }
 
@@ -285,7 +298,41 @@ Config config_from(guest::Cmdline const& cmdline)
 
 cpuplug::Cpuhp& hotplug() { return *g_hotplug; }
 uint32_t possible_count() { return g_possible; }
-uint32_t apic_id_of(uint32_t cpu) { return g_cpu_apic[cpu]; }
+uint32_t apic_id_of(uint32_t cpu) { return cpu < GUEST_MAX_CPUS ? g_cpu_apic[cpu] : 0; }
+int failed_error(uint32_t cpu) { return cpu < GUEST_MAX_CPUS ? g_failed_error[cpu] : 0; }
+
+int32_t cpu_of_uid(uint32_t uid)
+{
+    if (uid < g_possible && g_cpu_uid[uid] == uid)
+        return static_cast<int32_t>(uid);
+    for (uint32_t cpu = 0; cpu < g_possible; ++cpu)
+        if (g_cpu_uid[cpu] == uid)
+            return static_cast<int32_t>(cpu);
+    return -1;
+}
+
+char const* add_possible_cpu(uint32_t uid, uint32_t apic_id)
+{
+    // The VMM and the status port name CPUs by index, so the new CPU's number is its index.
+    if (uid >= GUEST_MAX_CPUS)
+        return "index out of range";
+    if (uid < g_possible)
+        return "its number is taken";
+    if (apic_id >= 4096) // apic_to_cpu[], which the AP entry code indexes
+        return "APIC id out of range";
+    if (!apic::x2apic() && apic_id >= 0xFF)
+        return "xAPIC mode reaches APIC ids below 255 only";
+    for (uint32_t cpu = 0; cpu < g_possible; ++cpu)
+        if (g_cpu_uid[cpu] != NO_UID && g_cpu_apic[cpu] == apic_id)
+            return "APIC id in use";
+    for (uint32_t gap = g_possible; gap < uid; ++gap)
+        g_cpu_uid[gap] = NO_UID;
+    g_cpu_apic[uid] = apic_id;
+    g_cpu_uid[uid] = uid;
+    g_possible = uid + 1;
+    (void)g_hotplug->set_possible(uid);
+    return nullptr;
+}
 
 bool init(guest::acpi::MadtCpu const* cpus, size_t count, uint32_t boot_apic_id, Config const& config,
     guest::BootInfo const& boot)
@@ -309,6 +356,7 @@ bool init(guest::acpi::MadtCpu const* cpus, size_t count, uint32_t boot_apic_id,
     bool found_boot = false;
     for (uint32_t cpu = 0; cpu < g_possible; ++cpu) {
         g_cpu_apic[cpu] = cpus[cpu].apic_id;
+        g_cpu_uid[cpu] = cpus[cpu].uid;
         if (cpus[cpu].apic_id == boot_apic_id) {
             g_boot_cpu = cpu;
             found_boot = true;
@@ -320,6 +368,7 @@ bool init(guest::acpi::MadtCpu const* cpus, size_t count, uint32_t boot_apic_id,
         console_write_line(line);
         g_possible = 1;
         g_cpu_apic[0] = boot_apic_id;
+        g_cpu_uid[0] = NO_UID;
         g_boot_cpu = 0;
     }
 
@@ -403,12 +452,19 @@ BringupResult bring_up()
     aps.clear(g_boot_cpu);
     status_report(status_port::milestone(status_port::Milestone::SmpStart));
     uint64_t start = now_ns();
-    if (g_config.parallel)
-        (void)hp.bringup_parallel(aps);
-    else
-        (void)hp.bringup_serial(aps);
+    bring_up_cpus(aps);
     uint64_t elapsed = now_ns() - start;
     return { hp.online_mask().count(), hp.present_mask().count(), elapsed };
+}
+
+void bring_up_cpus(cpuplug::CpuMask const& cpus)
+{
+    for (uint32_t cpu : cpus)
+        g_failed_error[cpu] = 0;
+    if (g_config.parallel)
+        (void)g_hotplug->bringup_parallel(cpus);
+    else
+        (void)g_hotplug->bringup_serial(cpus);
 }
 
 } // namespace kernel::smp

@@ -35,6 +35,19 @@ struct BringupResult {
     uint64_t elapsed_ns;
 };
 BringupResult bring_up();
+// Takes `cpus` (present, offline) to online as the boot pass does: in parallel unless cpuhp.parallel=0.
+void bring_up_cpus(cpuplug::CpuMask const& cpus);
+// The error of the step that failed on `cpu` in its last bring_up_cpus, 0 if none (the core's
+// last_result is the rollback's, which succeeds).
+int failed_error(uint32_t cpu);
+
+// The guest's number for the CPU whose MADT UID (the ACPI CPU-hotplug selector index) is `uid`: the same
+// number under QEMU and cpuplug, whose MADT lists every possible CPU in index order, but looked up rather
+// than assumed. -1 when no possible CPU has it.
+int32_t cpu_of_uid(uint32_t uid);
+// Makes a CPU the MADT did not list possible, as number `uid`, with this APIC id. nullptr on success, else
+// why not (a number or APIC id in use or out of range, or an APIC id xAPIC mode cannot reach).
+char const* add_possible_cpu(uint32_t uid, uint32_t apic_id);
 
 cpuplug::Cpuhp& hotplug();
 // Wakes `cpu` (deferred to this CPU's next halt in x2APIC mode).

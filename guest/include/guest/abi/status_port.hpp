@@ -30,6 +30,7 @@ inline constexpr uint16_t REG_EVENT = 0x0; // write, 32 bits: one event word
 enum class Kind : uint32_t {
     Milestone = 0x1, // [15:0] Milestone
     Cpu = 0x2,       // [27:16] CPU index, [15:8] CpuEvent, [7:0] step: [5:0] state, [6] going down, [7] rollback
+    Control = 0x3,   // [27:24] ControlEvent, [23:0] its value (guest/abi/control.hpp)
     Exit = 0xF,      // [7:0] exit status the VMM should exit with (0 = success)
 };
 
@@ -47,6 +48,12 @@ enum class CpuEvent : uint8_t {
     StepFailed = 5, // a step failed (the step field names it); a rollback follows
     Step = 6,       // a step completed (only with cpuhp.trace=1)
     Stopped = 7,    // an operation ended elsewhere than online/offline (the step field: the state)
+};
+
+// The control page's handshake (guest/abi/control.hpp).
+enum class ControlEvent : uint8_t {
+    Page = 1, // [23:0] the control page's guest-physical frame number (address >> 12, below 64 GiB)
+    Done = 2, // [23:0] the low 24 bits of the request_seq just answered
 };
 
 constexpr uint32_t MAX_CPU_INDEX = 0xFFF;
@@ -68,6 +75,14 @@ constexpr uint32_t cpu_event(CpuEvent event, uint32_t cpu, uint8_t step)
 constexpr uint32_t event_cpu(uint32_t event) { return (event >> 16) & MAX_CPU_INDEX; }
 constexpr CpuEvent event_cpu_event(uint32_t event) { return static_cast<CpuEvent>((event >> 8) & 0xFF); }
 constexpr uint8_t event_step(uint32_t event) { return static_cast<uint8_t>(event & 0xFF); }
+constexpr uint32_t control_event(ControlEvent event, uint32_t value)
+{
+    return make_event(Kind::Control, (uint32_t(event) << 24) | (value & 0xFFFFFF));
+}
+constexpr uint32_t control_page(uint64_t address) { return control_event(ControlEvent::Page, static_cast<uint32_t>(address >> 12)); }
+constexpr uint32_t control_done(uint32_t request_seq) { return control_event(ControlEvent::Done, request_seq); }
+constexpr ControlEvent event_control(uint32_t event) { return static_cast<ControlEvent>((event >> 24) & 0xF); }
+constexpr uint32_t event_control_value(uint32_t event) { return event & 0xFFFFFF; }
 constexpr uint32_t exit_with(uint8_t status) { return make_event(Kind::Exit, status); }
 
 } // namespace status_port
