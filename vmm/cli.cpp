@@ -97,6 +97,12 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
         ->allow_extra_args(false);
     app.add_flag("--exit-after-boot", machine.exit_after_boot,
         "Power the guest off once it has booted (for tests and benchmarks)");
+    app.add_flag("--hotplug", machine.hotplug,
+        "ACPI CPU hotplug (QMP device_add/device_del); --cpus N alone then means N,sockets=2,maxcpus=2N");
+    std::string unplug_timeout = "5000";
+    app.add_option("--unplug-timeout-ms", unplug_timeout,
+           "How long a CPU removal may wait for the guest before it fails with DEVICE_UNPLUG_GUEST_ERROR (default 5000)")
+        ->type_name("N");
 
     try {
         app.parse(argc, argv);
@@ -109,6 +115,11 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
         return cpuplug::unexpected(usage_error(what.empty() ? "bad command line" : what));
     }
 
+    // With --hotplug and a bare count, leave room to plug as many again: a second socket as large as the
+    // first, so that socket hot-plug has a socket to work on.
+    if (machine.hotplug && !cpus_text.empty() && cpus_text.find_first_not_of("0123456789") == std::string::npos
+        && cpus_text.size() <= 4 && std::stoul(cpus_text) >= 1 && 2 * std::stoul(cpus_text) <= MACHINE_MAX_CPUS)
+        cpus_text += fmt::format(",sockets=2,maxcpus={}", 2 * std::stoul(cpus_text));
     auto smp = parse_smp(cpus_text);
     if (!smp.has_value())
         return cpuplug::unexpected(usage_error(fmt::format("--cpus: {}", smp.error())));
@@ -120,6 +131,10 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
     machine.init_delay_us = std::stoull(init_delay);
     if (!boot_report.empty())
         machine.boot_report = boot_report;
+    if (unplug_timeout.empty() || unplug_timeout.size() > 7 || unplug_timeout.find_first_not_of("0123456789") != std::string::npos
+        || std::stoul(unplug_timeout) == 0)
+        return cpuplug::unexpected(usage_error(fmt::format("--unplug-timeout-ms: '{}' is not a positive number of milliseconds", unplug_timeout)));
+    machine.unplug_timeout = std::chrono::milliseconds(std::stoul(unplug_timeout));
 
     if (!memory_text.empty()) {
         auto bytes = parse_memory_size(memory_text);

@@ -31,6 +31,8 @@ struct MachineConfig {
     std::string cmdline;                    // appended after cpuplug's own guest parameters
     SerialConfig serial;
     bool exit_after_boot { false };
+    bool hotplug { false };                 // --hotplug: the ACPI CPU-hotplug device and its AML
+    std::chrono::milliseconds unplug_timeout { 5000 }; // --unplug-timeout-ms: a removal the guest leaves unfinished
     std::vector<qmp::Endpoint> qmp;         // --qmp, in the order given
     std::chrono::steady_clock::time_point process_start { std::chrono::steady_clock::now() };
 };

@@ -64,6 +64,10 @@ Machine::Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm
     m_timeline.process_start = config.process_start;
     for (uint32_t i = 0; i < config.smp.maxcpus; ++i)
         m_apic_ids.push_back(apic_id_from_index(config.smp.topology, i));
+    m_slots.resize(config.smp.maxcpus);
+    // Boot CPUs are created before any device, so QEMU names them device[0], device[1]...
+    for (uint32_t i = 0; i < config.smp.cpus; ++i)
+        m_slots[i].qom_path = fmt::format("/machine/unattached/device[{}]", i);
     // What the guest will really use: the last occurrence on its command line wins, as in Linux.
     std::string const cmdline = guest_cmdline();
     guest::Cmdline line(guest::StringView(cmdline.data(), cmdline.size()));
@@ -77,9 +81,11 @@ Machine::Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm
 
 Machine::~Machine()
 {
-    for (auto& thread : m_threads)
-        thread->request_stop();
-    m_threads.clear(); // each joins with a bound
+    for (auto& slot : m_slots)
+        if (slot.thread)
+            slot.thread->request_stop();
+    for (auto& slot : m_slots)
+        slot.thread.reset(); // each joins with a bound
     m_io.stop();
     if (m_io_thread.joinable())
         m_io_thread.join();
@@ -150,8 +156,11 @@ cpuplug::Result<void, std::string> Machine::build_acpi()
 {
     acpi::PlatformConfig platform;
     for (uint32_t i = 0; i < m_config.smp.maxcpus; ++i)
-        platform.cpus.push_back({ i, m_apic_ids[i], i < m_config.smp.cpus });
+        platform.cpus.push_back({ i, m_apic_ids[i], m_slots[i].present() });
     platform.pm_base = AcpiPm::BASE;
+    platform.cpu_hotplug = m_config.hotplug;
+    platform.cpu_hotplug_base = cpu_hotplug::DEFAULT_BASE;
+    platform.boot_cpu = 0;
     platform.sci_irq = SCI_GSI;
     auto tables = acpi::build_tables(platform, layout::ACPI_TABLES_START,
         layout::ACPI_TABLES_END - layout::ACPI_TABLES_START, layout::RSDP);
@@ -212,6 +221,23 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
     }
     if (auto inserted = m_mmio_bus.insert({ layout::STATUS_MMIO, status_port::PORT_SIZE }, m_status); !inserted.has_value())
         return cpuplug::unexpected(fmt::format("cannot register the status registers: {}", to_string(inserted.error())));
+
+    if (m_config.hotplug) {
+        CpuHotplugDevice::Callbacks callbacks;
+        // Device callbacks run on the vCPU thread that wrote the register; the slots belong to the io thread.
+        callbacks.ejected = [this](uint32_t index) { boost::asio::post(m_io, [this, index] { on_ejected(index); }); };
+        callbacks.ost = [this](uint32_t index, uint32_t event, uint32_t status) {
+            boost::asio::post(m_io, [this, index, event, status] { on_ost(index, event, status); });
+        };
+        callbacks.raise_gpe = [this] { m_pm->raise_gpe(cpu_hotplug::GPE_BIT); };
+        std::vector<uint64_t> arch_ids(m_apic_ids.begin(), m_apic_ids.end());
+        m_cpu_hotplug = std::make_shared<CpuHotplugDevice>(std::move(arch_ids), 0, std::move(callbacks));
+        for (uint32_t i = 0; i < m_config.smp.cpus; ++i)
+            m_cpu_hotplug->set_present(i, true);
+        if (auto inserted = m_io_bus.insert({ cpu_hotplug::DEFAULT_BASE, cpu_hotplug::SIZE }, m_cpu_hotplug);
+            !inserted.has_value())
+            return cpuplug::unexpected(fmt::format("cannot register the CPU hotplug registers: {}", to_string(inserted.error())));
+    }
     return {};
 }
 
@@ -248,50 +274,57 @@ cpuplug::Result<void, std::string> Machine::load_kernel()
     return {};
 }
 
+cpuplug::Result<std::unique_ptr<Vcpu>, std::string> Machine::make_vcpu(uint32_t index, VcpuState& power_on)
+{
+    uint32_t apic_id = m_apic_ids[index];
+    // vCPU id = APIC id: KVM gives each vCPU's local APIC its id.
+    auto vcpu = m_vm.create_vcpu(apic_id);
+    if (!vcpu.has_value())
+        return cpuplug::unexpected(fail(fmt::format("cannot create vCPU {}", index).c_str(), vcpu.error()));
+    auto created = std::make_unique<Vcpu>(vcpu.release_value());
+    uint32_t expected = 0;
+    m_tsc_khz.compare_exchange_strong(expected, created->tsc_khz().value_or(0));
+    CpuidParams params;
+    params.topology = m_config.smp.topology;
+    params.status_port = status_port::DEFAULT_PORT;
+    params.status_mmio = layout::STATUS_MMIO;
+    params.tsc_khz = m_tsc_khz.load();
+    params.apic_id = apic_id;
+    if (auto set = created->set_cpuid(build_cpuid(m_supported_cpuid, params)); !set.has_value())
+        return cpuplug::unexpected(fail("cannot set a vCPU's CPUID", set.error()));
+    auto state = capture_vcpu_state(*created);
+    if (!state.has_value())
+        return cpuplug::unexpected(fail("cannot read a new vCPU's state", state.error()));
+    power_on = state.release_value();
+    return created;
+}
+
+std::unique_ptr<VcpuThread> Machine::make_thread(Vcpu& vcpu)
+{
+    return std::make_unique<VcpuThread>(vcpu, Buses { m_io_bus, m_mmio_bus }, static_cast<VcpuThreadEvents&>(*this));
+}
+
 cpuplug::Result<void, std::string> Machine::create_vcpus()
 {
     auto supported = m_kvm.supported_cpuid();
     if (!supported.has_value())
         return cpuplug::unexpected(fail("cannot read the host's CPUID", supported.error()));
+    m_supported_cpuid = supported.release_value();
 
     // KVM_CREATE_VCPU holds the VM's lock only for its bookkeeping; most of its ~0.3 ms here is vCPU
     // set-up outside the lock, so a few workers create vCPUs side by side (one per host core).
     uint32_t count = m_config.smp.cpus;
     uint32_t workers = std::clamp<uint32_t>(std::thread::hardware_concurrency(), 1, 8);
     workers = std::min(workers, (count + 15) / 16); // small VMs are not worth a thread
-    std::vector<std::unique_ptr<Vcpu>> vcpus(count);
-    m_power_on.resize(count);
     std::vector<std::string> errors(workers == 0 ? 1 : workers);
-    auto tsc_khz = std::make_shared<std::atomic<uint32_t>>(0);
     auto create_range = [&](uint32_t worker, uint32_t stride) {
-        CpuidParams params;
-        params.topology = m_config.smp.topology;
-        params.status_port = status_port::DEFAULT_PORT;
-        params.status_mmio = layout::STATUS_MMIO;
         for (uint32_t index = worker; index < count; index += stride) {
-            uint32_t apic_id = m_apic_ids[index];
-            // vCPU id = APIC id: KVM gives each vCPU's local APIC its id.
-            auto vcpu = m_vm.create_vcpu(apic_id);
+            auto vcpu = make_vcpu(index, m_slots[index].power_on);
             if (!vcpu.has_value()) {
-                errors[worker] = fail(fmt::format("cannot create vCPU {}", index).c_str(), vcpu.error());
+                errors[worker] = vcpu.error();
                 return;
             }
-            auto created = std::make_unique<Vcpu>(vcpu.release_value());
-            if (tsc_khz->load() == 0)
-                tsc_khz->store(created->tsc_khz().value_or(0));
-            params.tsc_khz = tsc_khz->load();
-            params.apic_id = apic_id;
-            if (auto set = created->set_cpuid(build_cpuid(supported.value(), params)); !set.has_value()) {
-                errors[worker] = fail("cannot set a vCPU's CPUID", set.error());
-                return;
-            }
-            auto power_on = capture_vcpu_state(*created);
-            if (!power_on.has_value()) {
-                errors[worker] = fail("cannot read a new vCPU's state", power_on.error());
-                return;
-            }
-            m_power_on[index] = power_on.release_value();
-            vcpus[index] = std::move(created);
+            m_slots[index].vcpu = vcpu.release_value();
         }
     };
     if (workers <= 1) {
@@ -308,13 +341,10 @@ cpuplug::Result<void, std::string> Machine::create_vcpus()
             return cpuplug::unexpected(error);
 
     // Application processors stay as KVM made them: UNINITIALIZED until the guest's INIT/SIPI.
-    Buses buses { m_io_bus, m_mmio_bus };
-    for (auto& vcpu : vcpus) {
-        m_threads.push_back(std::make_unique<VcpuThread>(*vcpu, buses, static_cast<VcpuThreadEvents&>(*this)));
-        m_vcpus.push_back(std::move(vcpu));
-    }
+    for (uint32_t index = 0; index < count; ++index)
+        m_slots[index].thread = make_thread(*m_slots[index].vcpu);
 
-    return set_bsp_entry(*m_vcpus.front(), m_power_on.front());
+    return set_bsp_entry(*m_slots.front().vcpu, m_slots.front().power_on);
 }
 
 cpuplug::Result<void, std::string> Machine::set_bsp_entry(Vcpu& bsp, VcpuState const& power_on)
@@ -354,9 +384,19 @@ int Machine::run()
         request = *m_exit;
     }
 
-    for (auto& thread : m_threads)
+    // The io thread still serves QMP and may read the slots; from here on it no longer reaps threads, so
+    // these stay valid (the destructor frees them, and any a late plug adds).
+    std::vector<VcpuThread*> threads;
+    {
+        std::lock_guard lock(m_slots_mutex);
+        m_tearing_down = true;
+        for (auto& slot : m_slots)
+            if (slot.thread)
+                threads.push_back(slot.thread.get());
+    }
+    for (auto& thread : threads)
         thread->request_stop();
-    for (auto& thread : m_threads) {
+    for (auto& thread : threads) {
         if (thread->started() && !thread->join(VCPU_STOP_TIMEOUT)) {
             spdlog::critical("vcpu{} did not stop within {} ms", thread->vcpu_id(),
                 std::chrono::duration_cast<std::chrono::milliseconds>(VCPU_STOP_TIMEOUT).count());
@@ -393,16 +433,16 @@ bool Machine::start_guest()
 
     // Application processors first, each in its KVM_RUN loop before the boot vCPU runs. (KVM queues an
     // INIT/SIPI for a vCPU that is not running yet, but one that does not exist would lose it.)
-    for (size_t i = 1; i < m_threads.size(); ++i)
-        m_threads[i]->start();
-    for (size_t i = 1; i < m_threads.size(); ++i)
-        m_threads[i]->wait_started(std::chrono::seconds(5));
+    for (size_t i = 1; i < m_config.smp.cpus; ++i)
+        m_slots[i].thread->start();
+    for (size_t i = 1; i < m_config.smp.cpus; ++i)
+        m_slots[i].thread->wait_started(std::chrono::seconds(5));
     {
         std::lock_guard lock(m_mutex);
         m_timeline.guest_started = std::chrono::steady_clock::now();
     }
     m_report->guest_started(m_timeline.guest_started);
-    m_threads[0]->start();
+    m_slots[0].thread->start();
     // Run control was held back until now: a `stop` that came early pauses every vCPU, not some.
     boost::asio::post(m_io, [this] {
         m_run_state = qmp::RunState::Running;
@@ -453,6 +493,24 @@ void Machine::on_status_event(uint32_t event, std::chrono::steady_clock::time_po
     case Kind::Cpu:
         on_cpu_event(event, when);
         break;
+    case Kind::Control: {
+        uint32_t value = event_control_value(event);
+        if (event_control(event) == ControlEvent::Page) {
+            uint64_t address = uint64_t(value) << 12;
+            boost::asio::post(m_io, [this, address] {
+                if (!m_memory.contains(address, control::SIZE)) {
+                    spdlog::warn("guest: control page at {:#x} is not RAM; ignored", address);
+                    return;
+                }
+                m_control_page = address;
+            });
+        } else if (event_control(event) == ControlEvent::Done) {
+            boost::asio::post(m_io, [this, value] { guest_call_answered(value); });
+        } else {
+            spdlog::warn("status port: unknown control event {:#010x}", event);
+        }
+        break;
+    }
     case Kind::Exit: {
         auto status = static_cast<uint8_t>(event_payload(event));
         if (status == 0)
@@ -483,9 +541,11 @@ void Machine::on_cpu_event(uint32_t event, std::chrono::steady_clock::time_point
         break;
     case CpuEvent::Online:
         m_report->online(cpu, when);
+        boost::asio::post(m_io, [this, cpu] { on_cpu_state(cpu, true); });
         break;
     case CpuEvent::Offline:
         m_report->offline(cpu, when);
+        boost::asio::post(m_io, [this, cpu] { on_cpu_state(cpu, false); });
         break;
     case CpuEvent::StepFailed:
         m_report->step_failed(cpu, state, (step & STEP_DOWN) != 0);
@@ -558,6 +618,7 @@ cpuplug::Result<void, std::string> Machine::set_up_qmp()
         return {};
     auto version = qmp::version_json(qmp::QemuVersion {}, fmt::format("cpuplug {}", CPUPLUG_VERSION));
     qmp::add_machine_commands(m_commands, *this, version);
+    qmp::add_hotplug_commands(m_commands, *this);
     m_qmp = std::make_unique<qmp::Server>(m_io, m_commands, version, qmp::Server::Limits {});
     m_qmp->on_connect([this] {
         std::lock_guard lock(m_mutex);
@@ -582,15 +643,22 @@ std::vector<qmp::CpuSlot> Machine::cpu_slots() const
     auto const& topology = m_config.smp.topology;
     for (uint32_t index = 0; index < m_config.smp.maxcpus; ++index) {
         auto ids = ids_from_index(topology, index);
-        qmp::CpuSlot slot { index, ids.socket, ids.die, ids.core, ids.thread, std::nullopt, 0 };
-        if (index < m_threads.size()) {
-            // Boot CPUs are created before any device, so QEMU names them device[0], device[1]...
-            slot.qom_path = fmt::format("/machine/unattached/device[{}]", index);
-            slot.thread_id = m_threads[index]->tid();
+        auto const& slot = m_slots[index];
+        qmp::CpuSlot cpu { index, ids.socket, ids.die, ids.core, ids.thread, m_apic_ids[index], std::nullopt,
+            slot.device_id, 0, slot.op == Slot::Op::Plugging, slot.op == Slot::Op::Unplugging || slot.op == Slot::Op::Ejecting };
+        if (slot.present()) {
+            cpu.qom_path = slot.qom_path;
+            cpu.thread_id = slot.thread ? slot.thread->tid() : 0;
         }
-        slots.push_back(std::move(slot));
+        slots.push_back(std::move(cpu));
     }
     return slots;
+}
+
+qmp::CpuTopology Machine::topology() const
+{
+    auto const& t = m_config.smp.topology;
+    return { t.sockets, t.dies, t.cores, t.threads };
 }
 
 void Machine::control(std::function<void(Done)> operation)
@@ -617,9 +685,9 @@ void Machine::pause_vcpus(std::function<void(std::optional<std::string>)> done)
 {
     m_pause_done = std::move(done);
     m_pause_deadline = std::chrono::steady_clock::now() + VCPU_PAUSE_TIMEOUT;
-    for (auto& thread : m_threads)
-        if (thread->started())
-            thread->request_pause();
+    for (auto& slot : m_slots)
+        if (slot.thread && slot.thread->started())
+            slot.thread->request_pause();
     check_paused(false);
 }
 
@@ -628,9 +696,10 @@ void Machine::check_paused(bool rekick)
     if (!m_pause_done)
         return;
     std::optional<uint32_t> waiting;
-    for (auto& thread : m_threads) {
-        // A thread that ended (the VM is going down) counts as stopped.
-        if (!thread->started() || thread->paused() || thread->finished())
+    for (auto& slot : m_slots) {
+        auto* thread = slot.thread.get();
+        // A thread that ended (the VM is going down, or its CPU was ejected) counts as stopped.
+        if (!thread || !thread->started() || thread->paused() || thread->finished())
             continue;
         if (!waiting)
             waiting = thread->vcpu_id();
@@ -659,9 +728,9 @@ void Machine::check_paused(bool rekick)
 
 void Machine::resume_vcpus()
 {
-    for (auto& thread : m_threads)
-        if (thread->started())
-            thread->resume();
+    for (auto& slot : m_slots)
+        if (slot.thread && slot.thread->started())
+            slot.thread->resume();
 }
 
 void Machine::vcpu_paused(uint32_t)
@@ -748,12 +817,23 @@ cpuplug::Result<void, std::string> Machine::reset_machine()
             return cpuplug::unexpected(fail("cannot reset the interrupt controllers", set.error()));
     if (auto discarded = m_memory.discard_all(); !discarded.has_value())
         return cpuplug::unexpected(fail("cannot clear guest RAM", discarded.error()));
+    // Hot-plugged CPUs stay plugged and are present at the next boot, as in QEMU; operations in flight
+    // are dropped with the guest that was running them.
+    for (auto& slot : m_slots)
+        if (slot.op == Slot::Op::Plugging || slot.op == Slot::Op::Unplugging)
+            slot.op = Slot::Op::None;
+    if (m_cpu_hotplug)
+        m_cpu_hotplug->reset();
+    m_control_page = 0; // the new guest announces its own
+    if (m_guest_call_sent)
+        finish_guest_call(cpuplug::unexpected(std::string("the guest was reset")));
     TRY(build_acpi());
     TRY(load_kernel());
-    for (size_t i = 0; i < m_vcpus.size(); ++i)
-        if (auto restored = restore_vcpu_state(*m_vcpus[i], m_power_on[i]); !restored.has_value())
-            return cpuplug::unexpected(fail(fmt::format("cannot reset vCPU {}", i).c_str(), restored.error()));
-    return set_bsp_entry(*m_vcpus.front(), m_power_on.front());
+    for (size_t i = 0; i < m_slots.size(); ++i)
+        if (m_slots[i].thread)
+            if (auto restored = restore_vcpu_state(*m_slots[i].vcpu, m_slots[i].power_on); !restored.has_value())
+                return cpuplug::unexpected(fail(fmt::format("cannot reset vCPU {}", i).c_str(), restored.error()));
+    return set_bsp_entry(*m_slots.front().vcpu, m_slots.front().power_on);
 }
 
 void Machine::system_powerdown(qmp::Reply reply)

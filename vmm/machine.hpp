@@ -7,6 +7,7 @@
 #include "cpu/vcpu_state.hpp"
 #include "cpu/vcpu_thread.hpp"
 #include "devices/acpi_pm.hpp"
+#include "devices/cpu_hotplug.hpp"
 #include "devices/io_bus.hpp"
 #include "devices/serial.hpp"
 #include "devices/status_port.hpp"
@@ -17,9 +18,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <guest/abi/control.hpp>
 
 #include <chrono>
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -73,6 +76,9 @@ private:
     cpuplug::Result<void, std::string> build_acpi();
     cpuplug::Result<void, std::string> load_kernel();
     cpuplug::Result<void, std::string> create_vcpus();
+    // A new vCPU for slot `index`: created, CPUID set, its power-on state captured. Any thread.
+    cpuplug::Result<std::unique_ptr<Vcpu>, std::string> make_vcpu(uint32_t index, VcpuState& power_on);
+    std::unique_ptr<VcpuThread> make_thread(Vcpu& vcpu);
     std::string guest_cmdline() const;
     void on_status_event(uint32_t event, std::chrono::steady_clock::time_point when);
     void on_cpu_event(uint32_t event, std::chrono::steady_clock::time_point when);
@@ -93,6 +99,29 @@ private:
     void resume_vcpus();
     cpuplug::Result<void, std::string> reset_machine();
 
+    // CPU hot-plug (machine_hotplug.cpp), on the io thread unless said otherwise.
+    void plug_now(std::vector<uint32_t> const& indexes, std::optional<std::string> const& id, qmp::Reply reply);
+    void unplug_now(std::vector<uint32_t> const& indexes, qmp::Reply reply);
+    void on_ost(uint32_t index, uint32_t event, uint32_t status);
+    void on_ejected(uint32_t index);
+    void check_ejected(uint32_t index, std::chrono::steady_clock::time_point deadline);
+    void on_cpu_state(uint32_t index, bool online);
+    void arm_hotplug_timer();
+    void check_hotplug_deadlines();
+    qmp::Json slot_json(uint32_t index) const; // {"device"?: id, "path": qom-path}
+    // The guest's control page (guest/abi/control.hpp).
+    struct GuestCall {
+        control::Command command;
+        uint32_t cpu;
+        uint32_t state;
+        std::function<void(cpuplug::Result<std::vector<uint8_t>, std::string>)> done; // the page's bytes
+    };
+    void guest_call(GuestCall call);
+    void send_guest_call();
+    void guest_call_answered(uint32_t seq);
+    void finish_guest_call(cpuplug::Result<std::vector<uint8_t>, std::string> result);
+    void cpuhp_with_states(qmp::CpuhpRequest const& request, qmp::Reply reply, std::vector<uint8_t> const& page);
+
     void vcpu_failed(uint32_t vcpu_id, std::string const& reason) override;
     void vcpu_shutdown(uint32_t vcpu_id) override;
     void vcpu_paused(uint32_t vcpu_id) override;
@@ -106,6 +135,11 @@ private:
     void system_reset(qmp::Reply reply) override;
     void system_powerdown(qmp::Reply reply) override;
     void quit(qmp::Reply reply) override;
+    qmp::CpuTopology topology() const override;
+    bool cpu_hotplug_enabled() const override { return m_config.hotplug; }
+    void plug_cpus(std::vector<uint32_t> const& indexes, std::optional<std::string> const& id, qmp::Reply reply) override;
+    void unplug_cpus(std::vector<uint32_t> const& indexes, qmp::Reply reply) override;
+    void cpuhp(qmp::CpuhpRequest const& request, qmp::Reply reply) override;
 
     MachineConfig m_config;
     // Destruction runs bottom-up: vCPU threads stop first, then vCPU and VM fds close, then RAM is unmapped.
@@ -117,17 +151,36 @@ private:
     std::shared_ptr<Serial16550> m_serial;
     std::shared_ptr<AcpiPm> m_pm;
     std::shared_ptr<StatusPort> m_status;
+    std::shared_ptr<CpuHotplugDevice> m_cpu_hotplug; // with --hotplug
     uint32_t m_boot_entry { 0 };
     uint32_t m_boot_start_info { 0 };
     uint64_t m_rsdp { 0 };
     std::vector<uint32_t> m_apic_ids;      // of every possible CPU, by index
     std::unique_ptr<BootReport> m_report;
     bool m_report_written { false };       // guarded by m_mutex
-    std::vector<std::unique_ptr<Vcpu>> m_vcpus;
-    std::vector<VcpuState> m_power_on;     // per vCPU, as KVM created it
+    // One per possible CPU, by index. KVM cannot destroy a vCPU, so an unplugged slot keeps its Vcpu
+    // (parked: no thread) and a re-plug reuses it from its power-on state.
+    struct Slot {
+        enum class Op { None, Plugging, Unplugging, Ejecting };
+        std::unique_ptr<Vcpu> vcpu;
+        VcpuState power_on;                   // as KVM created it
+        std::unique_ptr<VcpuThread> thread;   // while plugged
+        std::string qom_path;                 // empty while absent
+        std::optional<std::string> device_id; // device_add's id
+        Op op { Op::None };
+        std::chrono::steady_clock::time_point deadline; // of Plugging and Unplugging
+        bool present() const { return !qom_path.empty(); }
+    };
+    std::vector<Slot> m_slots;
+    // Guards the slots' thread pointers, which the io thread sets and clears and run()'s teardown on the
+    // main thread reads; everything else about the slots belongs to the io thread (and to create()).
+    mutable std::mutex m_slots_mutex;
+    bool m_tearing_down { false }; // guarded by m_slots_mutex: run() is stopping the vCPU threads
+    std::vector<kvm_cpuid_entry2> m_supported_cpuid;
+    std::atomic<uint32_t> m_tsc_khz { 0 };
+    uint64_t m_anonymous_devices { 0 }; // /machine/peripheral-anon/device[N]
     std::array<kvm_irqchip, 3> m_irqchip_power_on {}; // PIC master, PIC slave, IOAPIC
     std::vector<uint8_t> m_kernel_file;    // --kernel's bytes, kept for system_reset
-    std::vector<std::unique_ptr<VcpuThread>> m_threads;
 
     boost::asio::io_context m_io;
     std::thread m_io_thread;
@@ -141,6 +194,13 @@ private:
     std::function<void(std::optional<std::string>)> m_pause_done; // a pause in progress
     std::chrono::steady_clock::time_point m_pause_deadline;
     boost::asio::steady_timer m_pause_timer { m_io };
+    boost::asio::steady_timer m_hotplug_timer { m_io };
+    bool m_hotplug_timer_armed { false };
+    uint64_t m_control_page { 0 }; // guest-physical, 0 until the guest announces it
+    std::deque<GuestCall> m_guest_calls; // the front one is in flight when m_guest_call_sent
+    bool m_guest_call_sent { false };
+    uint32_t m_guest_seq { 0 };
+    boost::asio::steady_timer m_guest_call_timer { m_io };
 
     mutable std::mutex m_mutex; // guards m_exit, m_timeline and m_qmp_client_seen
     std::condition_variable m_exit_cv;

@@ -193,6 +193,23 @@ public:
     void system_powerdown(Reply reply) override { act(std::move(reply), std::nullopt); }
     void quit(Reply reply) override { act(std::move(reply), RunState::Shutdown); }
 
+    CpuTopology topology() const override
+    {
+        return has_dies() ? CpuTopology { 2, 2, 2, 1 } : CpuTopology { 4, 1, 2, 1 };
+    }
+    bool cpu_hotplug_enabled() const override { return (m_config.flags & DIES) == 0 || (m_config.present & 1) != 0; }
+    void plug_cpus(std::vector<uint32_t> const& indexes, std::optional<std::string> const&, Reply reply) override
+    {
+        check_indexes(indexes, false);
+        act(std::move(reply), std::nullopt);
+    }
+    void unplug_cpus(std::vector<uint32_t> const& indexes, Reply reply) override
+    {
+        check_indexes(indexes, true);
+        act(std::move(reply), std::nullopt);
+    }
+    void cpuhp(CpuhpRequest const&, Reply reply) override { act(std::move(reply), std::nullopt); }
+
     static void answer(Pending pending)
     {
         if (pending.ok)
@@ -206,6 +223,17 @@ public:
     size_t never { 0 };          // how many of `kept` the session waits for
 
 private:
+    // The commands promise the backend only slots that exist and are in the state the operation needs.
+    void check_indexes(std::vector<uint32_t> const& indexes, bool present) const
+    {
+        auto slots = cpu_slots();
+        CHECK(!indexes.empty(), "a hot-plug request with no CPU");
+        for (auto index : indexes) {
+            CHECK(index < slots.size() && slots[index].qom_path.has_value() == present, "a hot-plug request for a slot in the wrong state");
+            CHECK(!(present && index == 0), "the boot CPU was handed to unplug_cpus");
+        }
+    }
+
     void act(Reply reply, std::optional<RunState> next)
     {
         if (next)
@@ -330,6 +358,7 @@ public:
               [this](std::string) { m_items.push_back({ false, {} }); } })
     {
         add_machine_commands(m_table, m_backend, version());
+        add_hotplug_commands(m_table, m_backend);
         add_fuzz_commands(m_table);
         m_session = std::make_shared<Session>(m_table,
             Session::Callbacks { [this](std::string line) { on_send(std::move(line)); },

@@ -42,6 +42,32 @@ public:
     void system_powerdown(vmm::qmp::Reply reply) override { record("system_powerdown", std::move(reply)); }
     void quit(vmm::qmp::Reply reply) override { record("quit", std::move(reply)); }
 
+    vmm::qmp::CpuTopology topo { 2, 1, 2, 1 };
+    bool hotplug { true };
+    std::vector<std::vector<uint32_t>> plugged, unplugged; // the indexes of each call
+    std::vector<std::optional<std::string>> plug_ids;
+    std::vector<vmm::qmp::CpuhpRequest> cpuhp_requests;
+
+    vmm::qmp::CpuTopology topology() const override { return topo; }
+    bool cpu_hotplug_enabled() const override { return hotplug; }
+    void plug_cpus(std::vector<uint32_t> const& indexes, std::optional<std::string> const& id,
+        vmm::qmp::Reply reply) override
+    {
+        plugged.push_back(indexes);
+        plug_ids.push_back(id);
+        record("plug_cpus", std::move(reply));
+    }
+    void unplug_cpus(std::vector<uint32_t> const& indexes, vmm::qmp::Reply reply) override
+    {
+        unplugged.push_back(indexes);
+        record("unplug_cpus", std::move(reply));
+    }
+    void cpuhp(vmm::qmp::CpuhpRequest const& request, vmm::qmp::Reply reply) override
+    {
+        cpuhp_requests.push_back(request);
+        record("cpuhp", std::move(reply));
+    }
+
 private:
     void record(std::string name, vmm::qmp::Reply reply)
     {

@@ -88,3 +88,42 @@ TEST_CASE("memory sizes follow QEMU's units", "[cli]")
     CHECK_FALSE(parse_memory_size("1.5G").has_value());
     CHECK_FALSE(parse_memory_size("99999999999999T").has_value());
 }
+
+TEST_CASE("--hotplug leaves room for a second socket when only a count is given", "[cli]")
+{
+    auto bare = parse({ "--cpus", "4", "--hotplug" });
+    REQUIRE(bare.has_value());
+    CHECK(bare->machine.hotplug);
+    CHECK(bare->machine.smp.cpus == 4);
+    CHECK(bare->machine.smp.maxcpus == 8);
+    CHECK(bare->machine.smp.topology.sockets == 2);
+    CHECK(bare->machine.smp.topology.cores == 4);
+
+    // A topology or maxcpus of the user's own is kept as given.
+    auto given = parse({ "--cpus", "2,maxcpus=16,sockets=4,cores=2,threads=2", "--hotplug" });
+    REQUIRE(given.has_value());
+    CHECK(given->machine.smp.maxcpus == 16);
+    CHECK(given->machine.smp.topology.sockets == 4);
+    auto cores = parse({ "--cpus", "4,cores=4", "--hotplug" });
+    REQUIRE(cores.has_value());
+    CHECK(cores->machine.smp.maxcpus == 4);
+    // No room to double: as given.
+    auto large = parse({ "--cpus", "600", "--hotplug" });
+    REQUIRE(large.has_value());
+    CHECK(large->machine.smp.maxcpus == 600);
+    // Without --hotplug nothing changes.
+    auto plain = parse({ "--cpus", "4" });
+    REQUIRE(plain.has_value());
+    CHECK_FALSE(plain->machine.hotplug);
+    CHECK(plain->machine.smp.maxcpus == 4);
+}
+
+TEST_CASE("--unplug-timeout-ms takes a positive number of milliseconds", "[cli]")
+{
+    auto options = parse({ "--unplug-timeout-ms", "250" });
+    REQUIRE(options.has_value());
+    CHECK(options->machine.unplug_timeout == std::chrono::milliseconds(250));
+    CHECK(parse({})->machine.unplug_timeout == std::chrono::milliseconds(5000));
+    for (auto bad : { "0", "-1", "x", "", "99999999" })
+        CHECK(exit_code_of({ "--unplug-timeout-ms", bad }) == 2);
+}

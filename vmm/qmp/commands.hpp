@@ -26,8 +26,24 @@ char const* to_string(RunState state);
 struct CpuSlot {
     uint32_t index { 0 };
     uint32_t socket { 0 }, die { 0 }, core { 0 }, thread { 0 };
-    std::optional<std::string> qom_path; // present CPUs only
-    int64_t thread_id { 0 };             // host TID of the vCPU thread, when present
+    uint32_t apic_id { 0 };
+    std::optional<std::string> qom_path;  // present CPUs only
+    std::optional<std::string> device_id; // device_add's `id`, for CPUs plugged with one
+    int64_t thread_id { 0 };              // host TID of the vCPU thread, when present
+    bool plugging { false };              // a hot-add is in flight: the guest has not answered yet
+    bool unplugging { false };            // a removal is in flight
+};
+
+// The machine's topology: what device_add's ids are checked against.
+struct CpuTopology {
+    uint32_t sockets { 1 }, dies { 1 }, cores { 1 }, threads { 1 };
+};
+
+// The guest hotplug core's test controls (x-query-cpuhp and friends), after Linux's cpuN/hotplug files.
+struct CpuhpRequest {
+    enum class Kind { Query, SetTarget, SetFail, Disable, Enable } kind { Kind::Query };
+    uint32_t cpu { 0 };
+    Json state; // SetTarget, SetFail: a state's index or name
 };
 
 class Backend {
@@ -46,6 +62,16 @@ public:
     virtual void system_reset(Reply reply) = 0;
     virtual void system_powerdown(Reply reply) = 0;
     virtual void quit(Reply reply) = 0;
+
+    // CPU hot-plug. The commands have validated the request against cpu_slots() (ids, occupancy, the
+    // boot CPU, operations in flight) on this same thread, so the backend sees only plausible requests.
+    virtual CpuTopology topology() const = 0;
+    virtual bool cpu_hotplug_enabled() const = 0;
+    // Plugs absent slots; `id` only for a single CPU. Replies once the vCPUs run and the guest was told.
+    virtual void plug_cpus(std::vector<uint32_t> const& indexes, std::optional<std::string> const& id, Reply reply) = 0;
+    // Asks the guest to release present slots; replies at once, DEVICE_DELETED follows per CPU.
+    virtual void unplug_cpus(std::vector<uint32_t> const& indexes, Reply reply) = 0;
+    virtual void cpuhp(CpuhpRequest const& request, Reply reply) = 0;
 };
 
 // {"qemu": {"micro": ..., "minor": ..., "major": ...}, "package": ...}: query-version and the greeting.
@@ -57,5 +83,12 @@ Json cpu_props(CpuSlot const& slot, bool with_die);
 // Adds qmp_capabilities' companions: query-version, query-commands, query-status, query-cpus-fast,
 // query-hotpluggable-cpus, stop, cont, system_reset, system_powerdown, quit. `table` must outlive them.
 void add_machine_commands(CommandTable& table, Backend& backend, Json version);
+
+// device_add and device_del for CPUs, x-socket-add and x-socket-del, and the x-cpuhp test controls
+// (x-query-cpuhp, x-cpuhp-set-target, x-cpuhp-fail, x-cpu-hotplug-disable, x-cpu-hotplug-enable).
+void add_hotplug_commands(CommandTable& table, Backend& backend);
+
+// QEMU's id_wellformed(): a letter, then letters, digits, '-', '.' and '_'.
+bool id_wellformed(std::string const& id);
 
 } // namespace vmm::qmp
