@@ -282,8 +282,9 @@ cpuplug::Result<std::unique_ptr<Vcpu>, std::string> Machine::make_vcpu(uint32_t 
     if (!vcpu.has_value())
         return cpuplug::unexpected(fail(fmt::format("cannot create vCPU {}", index).c_str(), vcpu.error()));
     auto created = std::make_unique<Vcpu>(vcpu.release_value());
-    uint32_t expected = 0;
-    m_tsc_khz.compare_exchange_strong(expected, created->tsc_khz().value_or(0));
+    // Every vCPU runs at the host's TSC rate: ask KVM once, not once per vCPU on the boot path.
+    if (m_tsc_khz.load() == 0)
+        m_tsc_khz.store(created->tsc_khz().value_or(0));
     CpuidParams params;
     params.topology = m_config.smp.topology;
     params.status_port = status_port::DEFAULT_PORT;
@@ -655,11 +656,7 @@ std::vector<qmp::CpuSlot> Machine::cpu_slots() const
     return slots;
 }
 
-qmp::CpuTopology Machine::topology() const
-{
-    auto const& t = m_config.smp.topology;
-    return { t.sockets, t.dies, t.cores, t.threads };
-}
+CpuTopology Machine::topology() const { return m_config.smp.topology; }
 
 void Machine::control(std::function<void(Done)> operation)
 {

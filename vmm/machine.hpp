@@ -135,7 +135,7 @@ private:
     void system_reset(qmp::Reply reply) override;
     void system_powerdown(qmp::Reply reply) override;
     void quit(qmp::Reply reply) override;
-    qmp::CpuTopology topology() const override;
+    CpuTopology topology() const override;
     bool cpu_hotplug_enabled() const override { return m_config.hotplug; }
     void plug_cpus(std::vector<uint32_t> const& indexes, std::optional<std::string> const& id, qmp::Reply reply) override;
     void unplug_cpus(std::vector<uint32_t> const& indexes, qmp::Reply reply) override;

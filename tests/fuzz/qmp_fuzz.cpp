@@ -294,27 +294,6 @@ std::vector<Param> const& typed_params()
     return params;
 }
 
-bool has_type(Json const& value, ArgType type)
-{
-    switch (type) {
-    case ArgType::String:
-        return value.is_string();
-    case ArgType::Integer:
-        return value.is_number_integer();
-    case ArgType::Boolean:
-        return value.is_boolean();
-    case ArgType::Number:
-        return value.is_number();
-    case ArgType::Object:
-        return value.is_object();
-    case ArgType::Array:
-        return value.is_array();
-    case ArgType::Any:
-        return true;
-    }
-    return false;
-}
-
 void add_fuzz_commands(CommandTable& table)
 {
     // Runs only once check_arguments has passed: the arguments must be exactly what the table declares.

@@ -2,6 +2,7 @@
 // They speak to the VM through Backend, so the fuzzer and the unit tests run them over a fake machine.
 #pragma once
 
+#include "arch/x86_64/topology.hpp"
 #include "protocol.hpp"
 
 #include <cstdint>
@@ -34,10 +35,8 @@ struct CpuSlot {
     bool unplugging { false };            // a removal is in flight
 };
 
-// The machine's topology: what device_add's ids are checked against.
-struct CpuTopology {
-    uint32_t sockets { 1 }, dies { 1 }, cores { 1 }, threads { 1 };
-};
+// The machine's topology (what device_add's ids are checked against) and QEMU's APIC-id layout.
+using vmm::CpuTopology;
 
 // The guest hotplug core's test controls (x-query-cpuhp and friends), after Linux's cpuN/hotplug files.
 struct CpuhpRequest {

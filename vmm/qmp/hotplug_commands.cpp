@@ -39,22 +39,6 @@ std::optional<Error> read_int32_property(std::string const& property, Json const
     return std::nullopt;
 }
 
-// QEMU's APIC-id layout (include/hw/i386/topology.h): each level as wide as its count needs.
-uint32_t apic_id_of(CpuTopology const& topology, int64_t socket, int64_t die, int64_t core, int64_t thread)
-{
-    auto width = [](uint32_t count) {
-        uint32_t bits = 0;
-        while (bits < 32 && (uint64_t(1) << bits) < count)
-            ++bits;
-        return bits;
-    };
-    uint32_t core_offset = width(topology.threads);
-    uint32_t die_offset = core_offset + width(topology.cores); // modules: one per die, no bits
-    uint32_t package_offset = die_offset + width(topology.dies);
-    return uint32_t((uint64_t(socket) << package_offset) | (uint64_t(die) << die_offset)
-        | (uint64_t(core) << core_offset) | uint64_t(thread));
-}
-
 // x86_cpu_pre_plug()'s topology checks, after the properties were set: the slot index, or QEMU's error.
 Outcome find_slot_for(CpuTopology const& topology, std::vector<CpuSlot> const& slots, std::vector<Level>& levels)
 {
@@ -80,7 +64,10 @@ Outcome find_slot_for(CpuTopology const& topology, std::vector<CpuSlot> const& s
         return slot.socket == socket.value && slot.die == die.value && slot.core == core.value
             && slot.thread == thread.value;
     };
-    auto apic_id = apic_id_of(topology, socket.value, die.value, core.value, thread.value);
+    // The ids were checked against their counts just above, so they fit 32 bits. Modules take no bits:
+    // there is one per die.
+    auto apic_id = apic_id_from_ids(topology, { uint32_t(socket.value), uint32_t(die.value), uint32_t(core.value),
+        uint32_t(thread.value) });
     auto slot = std::find_if(slots.begin(), slots.end(), matches);
     if (slot == slots.end()) // ids in range always name a slot; kept for a topology that says otherwise
         return failure(fmt::format(

@@ -51,6 +51,19 @@ char const* type_name(ArgType type)
     return "value";
 }
 
+// nlohmann's messages start with a tag and, for syntax errors, a position: "[json.exception.parse_error.101]
+// parse error at line 1, column 9: syntax error while parsing value - ...". Keep what a person needs.
+std::string parse_error_detail(std::string what)
+{
+    if (auto tag = what.find("] "); what.starts_with("[json.exception.") && tag != std::string::npos)
+        what.erase(0, tag + 2);
+    if (auto position = what.find(": "); what.starts_with("parse error") && position != std::string::npos)
+        what.erase(0, position + 2);
+    return what;
+}
+
+} // namespace
+
 bool has_type(Json const& value, ArgType type)
 {
     switch (type) {
@@ -71,19 +84,6 @@ bool has_type(Json const& value, ArgType type)
     }
     return false;
 }
-
-// nlohmann's messages start with a tag and, for syntax errors, a position: "[json.exception.parse_error.101]
-// parse error at line 1, column 9: syntax error while parsing value - ...". Keep what a person needs.
-std::string parse_error_detail(std::string what)
-{
-    if (auto tag = what.find("] "); what.starts_with("[json.exception.") && tag != std::string::npos)
-        what.erase(0, tag + 2);
-    if (auto position = what.find(": "); what.starts_with("parse error") && position != std::string::npos)
-        what.erase(0, position + 2);
-    return what;
-}
-
-} // namespace
 
 std::optional<Error> check_arguments(Command const& command, Json const& arguments)
 {

@@ -61,6 +61,9 @@ private:
     std::map<std::string, Command> m_commands;
 };
 
+// Whether a JSON value is of a parameter's type.
+bool has_type(Json const& value, ArgType type);
+
 // Checks arguments against a command's parameters, before anything runs: unknown members, missing ones
 // and wrong types, in QEMU's words.
 std::optional<Error> check_arguments(Command const& command, Json const& arguments);
