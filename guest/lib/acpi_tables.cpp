@@ -184,6 +184,7 @@ cpuplug::Result<Madt, Error> read_madt(PhysicalView view, uint64_t address, Madt
     if (!t || !signature_is(t, "APIC") || length < 44)
         return unexpected(Error::BadTable);
     Madt madt;
+    uint8_t madt_revision = t[8];
     madt.lapic_address = load<uint32_t>(t + 36);
     madt.pcat_compat = (load<uint32_t>(t + 40) & 1) != 0;
 
@@ -223,7 +224,13 @@ cpuplug::Result<Madt, Error> read_madt(PhysicalView view, uint64_t address, Madt
         } else if (type == 5 && size >= 12) {
             madt.lapic_address = load<uint64_t>(e + 4);
         }
-        if (!is_cpu || !(cpu.enabled || cpu.online_capable))
+        if (!is_cpu)
+            continue;
+        // Before MADT revision 5 (ACPI 6.3) there is no Online Capable bit and a disabled entry is a CPU
+        // that may be hot-added, as Linux reads it: QEMU 7.2 writes revision 1 tables so.
+        if (!cpu.enabled && madt_revision < 5 && cpu.apic_id != (type == 0 ? 0xFFu : 0xFFFFFFFFu))
+            cpu.online_capable = true;
+        if (!(cpu.enabled || cpu.online_capable))
             continue; // a CPU that can never run is not a CPU of ours
         if (madt.cpu_count >= capacity)
             return unexpected(Error::TooManyCpus);

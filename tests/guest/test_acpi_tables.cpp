@@ -108,6 +108,45 @@ TEST_CASE("a corrupt table is refused", "[guest][acpi]")
     CHECK(gacpi::read_tables(memory.view(), 0).error() == gacpi::Error::NoRsdp);
 }
 
+TEST_CASE("before MADT revision 5 a disabled CPU is one that may be hot-added", "[guest][acpi]")
+{
+    // QEMU 7.2 writes a revision 1 MADT with no Online Capable bits: Linux reads its disabled entries as
+    // hot-pluggable CPUs, and so does the guest. From revision 5 only the bit says so.
+    Memory memory;
+    memory.place(build(8, 4));
+    auto tables = gacpi::read_tables(memory.view(), 0xE0000);
+    REQUIRE(tables.has_value());
+    uint8_t* madt_bytes = &memory.bytes[tables->madt];
+    auto set_revision = [&](uint8_t revision) {
+        madt_bytes[9] = static_cast<uint8_t>(madt_bytes[9] + madt_bytes[8] - revision); // keep the checksum
+        madt_bytes[8] = revision;
+    };
+    auto clear_online_capable = [&] {
+        uint32_t length = madt_bytes[4] | madt_bytes[5] << 8;
+        for (uint32_t offset = 44; offset + 2 <= length; offset += madt_bytes[offset + 1]) {
+            if (madt_bytes[offset] == 0 && (madt_bytes[offset + 4] & 2)) {
+                madt_bytes[offset + 4] &= ~2;
+                madt_bytes[9] = static_cast<uint8_t>(madt_bytes[9] + 2);
+            }
+        }
+    };
+    clear_online_capable();
+    std::vector<gacpi::MadtCpu> cpus(16);
+    auto madt = gacpi::read_madt(memory.view(), tables->madt, cpus.data(), cpus.size());
+    REQUIRE(madt.has_value());
+    CHECK(madt->cpu_count == 4); // revision 5: a disabled CPU without the bit can never run
+
+    set_revision(1);
+    madt = gacpi::read_madt(memory.view(), tables->madt, cpus.data(), cpus.size());
+    REQUIRE(madt.has_value());
+    REQUIRE(madt->cpu_count == 8);
+    for (uint32_t i = 0; i < 8; ++i) {
+        INFO(i);
+        CHECK(cpus[i].enabled == (i < 4));
+        CHECK(cpus[i].online_capable == (i >= 4));
+    }
+}
+
 TEST_CASE("a MADT with more CPUs than room is refused", "[guest][acpi]")
 {
     Memory memory;

@@ -48,6 +48,11 @@
     .global pvh_start32
 pvh_start32:
     cli
+    /* Mask both 8259s: a BIOS that ran before us (SeaBIOS under QEMU) leaves the PIT ticking into the
+       master PIC at its vector base 8, which would arrive as a #DF once the kernel sets IF. */
+    mov     $0xFF, %al
+    out     %al, $0xA1
+    out     %al, $0x21
     lgdt    gdt_pointer
     mov     $KERNEL_DS, %eax
     mov     %eax, %ds
