@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdexcept>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -137,22 +138,24 @@ ProcessResult Process::wait(std::chrono::milliseconds timeout)
         pump(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) + std::chrono::milliseconds(1));
     }
     int status = 0;
+    rusage usage {};
     if (!m_reaped) {
         if (m_result.timed_out) {
-            waitpid(m_pid, &status, 0);
+            wait4(m_pid, &status, 0, &usage);
         } else {
             // Pipes closed; the process may still be exiting.
-            while (waitpid(m_pid, &status, WNOHANG) == 0) {
+            while (wait4(m_pid, &status, WNOHANG, &usage) == 0) {
                 if (std::chrono::steady_clock::now() >= deadline) {
                     m_result.timed_out = true;
                     kill(m_pid, SIGKILL);
-                    waitpid(m_pid, &status, 0);
+                    wait4(m_pid, &status, 0, &usage);
                     break;
                 }
                 usleep(1000);
             }
         }
         m_reaped = true;
+        m_result.max_rss_kib = usage.ru_maxrss;
     }
     while (m_out >= 0 || m_err >= 0)
         if (!pump(std::chrono::milliseconds(10)))

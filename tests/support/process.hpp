@@ -16,6 +16,7 @@ struct ProcessResult {
     std::string out;
     std::string err;
     double elapsed_ms { 0 };
+    long max_rss_kib { 0 }; // the child's peak resident set (getrusage's ru_maxrss), once reaped
 };
 
 // Runs `argv` (argv[0] is a path) to completion; kills it (SIGKILL) after `timeout`.
@@ -42,6 +43,8 @@ public:
     ProcessResult wait(std::chrono::milliseconds timeout);
     std::string const& out() const { return m_result.out; }
     std::string const& err() const { return m_result.err; }
+    // When the child was started (just before fork), the origin of elapsed times.
+    std::chrono::steady_clock::time_point started() const { return m_start; }
 
 private:
     bool pump(std::chrono::milliseconds timeout);
