@@ -81,6 +81,10 @@ Machine::Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm
 
 Machine::~Machine()
 {
+    {
+        std::lock_guard lock(m_slots_mutex);
+        m_tearing_down = true; // stopped threads no longer ask the io thread to reap them
+    }
     for (auto& slot : m_slots)
         if (slot.thread)
             slot.thread->request_stop();

@@ -125,6 +125,7 @@ private:
     void vcpu_failed(uint32_t vcpu_id, std::string const& reason) override;
     void vcpu_shutdown(uint32_t vcpu_id) override;
     void vcpu_paused(uint32_t vcpu_id) override;
+    void vcpu_stopped(uint32_t vcpu_id) override;
 
     qmp::RunState run_state() const override { return m_run_state; }
     std::vector<qmp::CpuSlot> cpu_slots() const override;

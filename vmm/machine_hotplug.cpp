@@ -197,6 +197,23 @@ void Machine::on_ejected(uint32_t index)
     check_ejected(index, std::chrono::steady_clock::now() + VCPU_EJECT_TIMEOUT);
 }
 
+// An ejected vCPU's thread has ended: finish the removal now rather than at the next poll.
+void Machine::vcpu_stopped(uint32_t vcpu_id)
+{
+    {
+        std::lock_guard lock(m_slots_mutex);
+        if (m_tearing_down)
+            return;
+    }
+    boost::asio::post(m_io, [this, vcpu_id] {
+        for (uint32_t index = 0; index < m_slots.size(); ++index) {
+            auto const& slot = m_slots[index];
+            if (slot.op == Slot::Op::Ejecting && slot.thread && slot.thread->vcpu_id() == vcpu_id)
+                check_ejected(index, std::chrono::steady_clock::now() + VCPU_EJECT_TIMEOUT);
+        }
+    });
+}
+
 void Machine::check_ejected(uint32_t index, std::chrono::steady_clock::time_point deadline)
 {
     auto& slot = m_slots[index];

@@ -214,9 +214,12 @@ void VcpuThread::main()
         }
     }
 
-    std::lock_guard lock(m_done_mutex);
-    m_done = true;
-    m_done_cv.notify_all();
+    {
+        std::lock_guard lock(m_done_mutex);
+        m_done = true;
+        m_done_cv.notify_all();
+    }
+    m_events.vcpu_stopped(m_vcpu.id());
 }
 
 } // namespace vmm

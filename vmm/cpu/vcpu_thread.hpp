@@ -23,6 +23,8 @@ public:
     virtual void vcpu_shutdown(uint32_t vcpu_id) = 0;
     // The thread has left KVM_RUN for a pause request (any I/O in flight completed) and waits.
     virtual void vcpu_paused(uint32_t vcpu_id) = 0;
+    // The loop has ended (finished() is true), whatever ended it; called on the vCPU's thread, last.
+    virtual void vcpu_stopped(uint32_t vcpu_id) { (void)vcpu_id; }
 };
 
 // The signal that kicks a vCPU out of KVM_RUN; its handler is empty and installed once per process.
