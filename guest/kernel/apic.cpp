@@ -114,25 +114,38 @@ void send_ipi(uint32_t apic_id, uint8_t vector) { send(apic_id, ICR_ASSERT | vec
 
 uint64_t ipi_command(uint32_t apic_id, uint8_t vector) { return (uint64_t(apic_id) << 32) | ICR_ASSERT | vector; }
 
-void kick(uint32_t apic_id, uint8_t vector_page, uint64_t init_delay_us)
+void send_init(uint32_t apic_id)
 {
     uint32_t init = ICR_ASSERT | ICR_INIT;
+    if (apic_x2apic)
+        sys::ipi3((uint64_t(apic_id) << 32) | init, 0, 0);
+    else
+        send(apic_id, init);
+}
+
+void send_startups(uint32_t apic_id, uint8_t vector_page)
+{
     uint32_t startup = ICR_ASSERT | ICR_STARTUP | vector_page;
     if (apic_x2apic) {
         uint64_t dest = uint64_t(apic_id) << 32;
-        if (init_delay_us == 0) {
-            sys::ipi3(dest | init, dest | startup, dest | startup);
-            return;
-        }
-        sys::ipi3(dest | init, 0, 0);
-        delay_us(init_delay_us);
         sys::ipi3(dest | startup, dest | startup, 0);
         return;
     }
-    send(apic_id, init);
+    send(apic_id, startup);
+    send(apic_id, startup);
+}
+
+void kick(uint32_t apic_id, uint8_t vector_page, uint64_t init_delay_us)
+{
+    if (apic_x2apic && init_delay_us == 0) {
+        uint64_t dest = uint64_t(apic_id) << 32;
+        uint32_t startup = ICR_ASSERT | ICR_STARTUP | vector_page;
+        sys::ipi3(dest | ICR_ASSERT | ICR_INIT, dest | startup, dest | startup); // one system call
+        return;
+    }
+    send_init(apic_id);
     delay_us(init_delay_us);
-    send(apic_id, startup);
-    send(apic_id, startup);
+    send_startups(apic_id, vector_page);
 }
 
 } // namespace kernel::apic

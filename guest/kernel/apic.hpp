@@ -26,6 +26,9 @@ void set_task_priority(uint8_t priority);
 void send_ipi(uint32_t apic_id, uint8_t vector);
 // INIT, then after `init_delay_us` two STARTUPs, to one APIC id; in x2APIC mode in one or two calls.
 void kick(uint32_t apic_id, uint8_t vector_page, uint64_t init_delay_us);
+// The two halves of a kick, for a caller that waits the INIT delay itself (once for many CPUs).
+void send_init(uint32_t apic_id);
+void send_startups(uint32_t apic_id, uint8_t vector_page);
 // The x2APIC ICR value of a fixed IPI (for sys::ipi_wait).
 uint64_t ipi_command(uint32_t apic_id, uint8_t vector);
 

@@ -91,6 +91,19 @@ void prepare_start(PerCpu& area)
     apic_to_cpu[area.apic_id & 0xFFF] = static_cast<uint16_t>(area.cpu);
 }
 
+// Parallel bring-up with an INIT delay sends every AP its INIT first, so that the delay, which the MP
+// spec asks for between a CPU's INIT and its STARTUP, is waited about once for the batch instead of once
+// per AP; kick_ap then sends only the STARTUPs. When each INIT went out (0: none pending), boot CPU only.
+uint64_t g_init_sent_ns[GUEST_MAX_CPUS];
+
+void send_inits(cpuplug::CpuMask const& cpus)
+{
+    for (uint32_t cpu : cpus) {
+        apic::send_init(g_cpu_apic[cpu]);
+        g_init_sent_ns[cpu] = now_ns() | 1; // never 0
+    }
+}
+
 class GuestPlatform final : public cpuplug::Platform {
 public:
     uint32_t this_cpu() override { return this_percpu().cpu; }
@@ -104,7 +117,18 @@ public:
             return -cpuplug::ERR_IO;
         prepare_start(*area);
         flush_deferred_ipi();
-        apic::kick(area->apic_id, g_sipi_vector, g_config.init_udelay_us);
+        uint64_t init_sent = g_init_sent_ns[cpu];
+        g_init_sent_ns[cpu] = 0;
+        if (init_sent == 0) {
+            apic::kick(area->apic_id, g_sipi_vector, g_config.init_udelay_us);
+            return 0;
+        }
+        // Its INIT went out with the batch's (send_inits): only what is left of its delay remains.
+        uint64_t ready = init_sent + g_config.init_udelay_us * 1000;
+        uint64_t now = now_ns();
+        if (now < ready)
+            delay_us((ready - now + 999) / 1000);
+        apic::send_startups(area->apic_id, g_sipi_vector);
         return 0;
     }
 
@@ -461,10 +485,17 @@ void bring_up_cpus(cpuplug::CpuMask const& cpus)
 {
     for (uint32_t cpu : cpus)
         g_failed_error[cpu] = 0;
-    if (g_config.parallel)
+    if (g_config.parallel) {
+        if (g_config.init_udelay_us != 0 && cpus.count() > 1)
+            send_inits(cpus);
         (void)g_hotplug->bringup_parallel(cpus);
-    else
+    } else {
         (void)g_hotplug->bringup_serial(cpus);
+    }
+    // A CPU the core did not kick (a step before the kick failed) must get a whole kick next time: a
+    // vCPU the VMM parks and replugs meanwhile would ignore a STARTUP without its INIT.
+    for (uint32_t cpu : cpus)
+        g_init_sent_ns[cpu] = 0;
 }
 
 } // namespace kernel::smp

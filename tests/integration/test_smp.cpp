@@ -111,6 +111,29 @@ TEST_CASE("the INIT delay is honoured", "[integration][smp]")
     REQUIRE(vm.process.exit_code == 0);
     CHECK(vm.report["init_delay_us"] == 10000);
     CHECK(double(vm.report["phases_ms"]["ap_bringup"]) >= 20.0); // two kicks, each waiting 10 ms after INIT
+
+    // Parallel: the INITs go out together and the STARTUPs follow one delay later, still 10 ms after
+    // each CPU's INIT. The kick step ends after the STARTUPs, so no AP is kicked before the delay.
+    vm = boot({ "--cpus", "8", "--bringup", "parallel", "--init-delay-us", "10000" });
+    REQUIRE(vm.process.exit_code == 0);
+    CHECK(vm.report["online"] == 8);
+    double first_kick = vm.report["cpus"][1]["kick_ms"];
+    for (size_t i = 2; i < 8; ++i)
+        CHECK(double(vm.report["cpus"][i]["kick_ms"]) >= first_kick);
+    CHECK(double(vm.report["phases_ms"]["ap_bringup"]) >= 10.0);
+}
+
+TEST_CASE("a CPU that got its INIT with the batch but failed before its kick stays offline", "[integration][smp][rollback]")
+{
+    // 1 is percpu:prepare, a boot-CPU step before the kick: CPU 3 received the batch's INIT, is never
+    // sent its STARTUPs, and the others come online.
+    auto vm = boot({ "--cpus", "4", "--bringup", "parallel", "--init-delay-us", "10000", "--cmdline", "cpuhp.fail=3:1" });
+    INFO(vm.process.out);
+    REQUIRE(vm.process.exit_code == 0);
+    CHECK(vm.report["online"] == 3);
+    CHECK(vm.report["cpus"][3]["online"] == false);
+    CHECK(vm.report["cpus"][3]["failed_step"] == 1);
+    CHECK(vm.report["cpus"][3]["alive_ms"].is_null());
 }
 
 TEST_CASE("a failing step rolls its CPU back to offline while the others come online", "[integration][smp][rollback]")
