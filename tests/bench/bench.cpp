@@ -87,8 +87,11 @@ std::vector<std::string> argv_for(Options const& o, Launch const& l)
         return argv;
     }
     // -cpu host alone aborts here: QEMU copies IA32_ARCH_CAPABILITIES, which this nested KVM refuses.
+    // The console goes to the pipe as a file: QEMU's stdio backend would set up a terminal on stdin, and
+    // in its own process group under an interactive shell that stops it (SIGTTOU).
     argv = { o.qemu, "-accel", "kvm", "-M", "q35", "-cpu", "host,-arch-capabilities", "-m", o.memory, "-kernel",
-        o.guest, "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot", "-smp", l.smp };
+        o.guest, "-nodefaults", "-no-user-config", "-display", "none", "-serial", "file:/dev/stdout", "-no-reboot",
+        "-smp", l.smp };
     if (!o.firmware.empty())
         argv.insert(argv.end(), { "-bios", o.firmware });
     std::string append = fmt::format("cpuhp.parallel={} cpu_init_udelay={}", l.parallel ? 1 : 0, l.udelay);
@@ -292,6 +295,30 @@ bool plug_cycle(HotplugSession& s, unsigned socket, std::vector<std::string> con
     return true;
 }
 
+// QEMU's q35 starts with the legacy CPU hot-plug interface and switches to the modern one, which the guest
+// drives, when the guest first writes its selector, a little after its "CPUs online" line. A CPU added
+// before that gets no insert event the guest sees, so wait for the ICH9 LPC's "cpu-hotplug-legacy" to
+// turn false. (cpuplug has only the modern interface: an early insert waits there for the guest.)
+bool wait_modern_hotplug(QmpClient& qmp)
+{
+    auto children = qmp.execute("qom-list", Json { { "path", "/machine/unattached" } });
+    std::string lpc;
+    if (children && (*children)["return"].is_array())
+        for (auto const& child : (*children)["return"])
+            if (child.value("type", "") == "child<ICH9-LPC>")
+                lpc = "/machine/unattached/" + child.value("name", "");
+    if (lpc.empty())
+        return false;
+    auto deadline = Clock::now() + 30s;
+    while (Clock::now() < deadline) {
+        auto legacy = qmp.execute("qom-get", Json { { "path", lpc }, { "property", "cpu-hotplug-legacy" } });
+        if (legacy && (*legacy)["return"] == false)
+            return true;
+        std::this_thread::sleep_for(5ms);
+    }
+    return false;
+}
+
 struct HotplugResult {
     std::map<std::string, std::vector<double>> samples; // "cpu add", "cpu del", "socket add", ...
     std::string error;
@@ -330,6 +357,10 @@ HotplugResult hotplug_bench(Options const& o, Vmm vmm, int repeats, std::functio
         return finish();
     }
     s.cpu_type = (*cpus)["return"][0].value("type", "");
+    if (vmm == Vmm::Qemu && !wait_modern_hotplug(*s.qmp)) {
+        r.error = "QEMU's CPU hot-plug interface did not leave legacy mode";
+        return finish();
+    }
     auto ids = [](int rep, char what, unsigned count) {
         std::vector<std::string> v;
         for (unsigned i = 0; i < count; ++i)
