@@ -120,19 +120,30 @@ void route_sci(AcpiState const& acpi, uint32_t boot_apic_id)
 uint16_t g_gpe0 = 0;
 uint8_t g_gpe_enabled = 0;
 
+bool has_gpe0(guest::acpi::Fadt const& fadt) { return fadt.gpe0 != 0 && fadt.gpe0_length >= 2 && !fadt.hw_reduced(); }
+
+// QEMU's register block, when the DSDT has it, is taken before bring-up: the first write of its selector
+// switches QEMU's q35 from the legacy CPU-hotplug interface to this one, and a CPU plugged before that
+// switch never shows an insert event. Its events wait, pending, until enable_gpes().
+void init_cpu_hotplug(AcpiState const& acpi)
+{
+    if (!has_gpe0(acpi.fadt))
+        return;
+    auto region = guest::acpi::find_cpu_hotplug_region(PHYSICAL, acpi.fadt.dsdt);
+    if (region.port != 0 && region.length >= cpu_hotplug::SIZE)
+        acpi_hotplug::init(region.port, acpi.cpus, acpi.madt.cpu_count);
+}
+
 // CPU hotplug when the DSDT has QEMU's register block, the control page when the VMM has the status port;
 // each behind its GPE0 bit. Any events already pending raise the SCI as soon as their bit is enabled.
 void enable_gpes(AcpiState const& acpi)
 {
     auto const& fadt = acpi.fadt;
-    if (fadt.gpe0 == 0 || fadt.gpe0_length < 2 || fadt.hw_reduced())
+    if (!has_gpe0(fadt))
         return;
     uint8_t bits = 0;
-    auto region = guest::acpi::find_cpu_hotplug_region(PHYSICAL, fadt.dsdt);
-    if (region.port != 0 && region.length >= cpu_hotplug::SIZE) {
-        acpi_hotplug::init(region.port, acpi.cpus, acpi.madt.cpu_count);
+    if (acpi_hotplug::present())
         bits |= GPE_CPU_HOTPLUG;
-    }
     if (control_page::init())
         bits |= GPE_CONTROL;
     if (bits == 0)
@@ -212,6 +223,8 @@ extern "C" [[noreturn]] void kernel_main(uint32_t start_info_address)
     if (cmdline.find("fault", fault))
         inject_fault(fault);
 
+    if (acpi.present)
+        init_cpu_hotplug(acpi);
     auto config = smp::config_from(cmdline);
     if (!smp::init(cpus, count, boot_apic_id, config, *boot))
         power_off_failure(EXIT_GUEST_PANIC);

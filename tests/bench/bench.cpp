@@ -296,9 +296,9 @@ bool plug_cycle(HotplugSession& s, unsigned socket, std::vector<std::string> con
 }
 
 // QEMU's q35 starts with the legacy CPU hot-plug interface and switches to the modern one, which the guest
-// drives, when the guest first writes its selector, a little after its "CPUs online" line. A CPU added
-// before that gets no insert event the guest sees, so wait for the ICH9 LPC's "cpu-hotplug-legacy" to
-// turn false. (cpuplug has only the modern interface: an early insert waits there for the guest.)
+// drives, when the guest first writes its selector (before its bring-up, so before "CPUs online"). A CPU
+// added before that gets no insert event the guest sees, so make sure: the ICH9 LPC's
+// "cpu-hotplug-legacy" must have turned false. (cpuplug has only the modern interface: an early insert waits there for the guest.)
 bool wait_modern_hotplug(QmpClient& qmp)
 {
     auto children = qmp.execute("qom-list", Json { { "path", "/machine/unattached" } });
