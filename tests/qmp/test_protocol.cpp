@@ -7,7 +7,7 @@
 
 #include <catch2/catch.hpp>
 
-#include <ctime>
+#include <sys/time.h>
 #include <stdexcept>
 
 using namespace vmm::qmp;
@@ -707,9 +707,16 @@ TEST_CASE("an event may arrive while an asynchronous command waits", "[session]"
 
 TEST_CASE("make_event has a timestamp, the name and data only when given", "[session]")
 {
-    auto before = std::time(nullptr);
+    // Bracket with the clock make_event reads: time() follows the coarse clock, which can lag
+    // gettimeofday by a tick, so a second boundary in between would fail a correct stamp.
+    auto wall_seconds = [] {
+        timeval now {};
+        gettimeofday(&now, nullptr);
+        return static_cast<int64_t>(now.tv_sec);
+    };
+    auto before = wall_seconds();
     auto event = make_event("POWERDOWN", std::nullopt);
-    auto after = std::time(nullptr);
+    auto after = wall_seconds();
     REQUIRE(event.size() == 2);
     auto it = event.begin();
     CHECK(it.key() == "timestamp");
