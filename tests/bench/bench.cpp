@@ -4,7 +4,7 @@
 // both; and each VMM's peak RSS. Progress on stderr, the table on stdout, CSV and gnuplot data in --out.
 // tests/bench/run wraps it (build, run, plot); docs/benchmark.md explains the figures.
 #include "bench_stats.hpp"
-#include "qmp_vm/qmp_client.hpp"
+#include "qmp_vm/qemu.hpp"
 #include "support/process.hpp"
 
 #include <CLI/CLI.hpp>
@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -50,7 +51,7 @@ struct Options {
     bool quick { false };
     std::string vmm;
     std::string qemu { "qemu-system-x86_64" };
-    std::string firmware { "/usr/share/qemu/qboot.rom" };
+    std::string firmware { "qboot.rom" };
     std::string guest;
     std::string out { "bench-results" };
     std::vector<unsigned> cpus;
@@ -86,21 +87,10 @@ std::vector<std::string> argv_for(Options const& o, Launch const& l)
             argv.insert(argv.end(), { "--qmp", "unix:" + l.qmp_socket });
         return argv;
     }
-    // -cpu host alone aborts here: QEMU copies IA32_ARCH_CAPABILITIES, which this nested KVM refuses.
-    // The console goes to the pipe as a file: QEMU's stdio backend would set up a terminal on stdin, and
-    // in its own process group under an interactive shell that stops it (SIGTTOU).
-    argv = { o.qemu, "-accel", "kvm", "-M", "q35", "-cpu", "host,-arch-capabilities", "-m", o.memory, "-kernel",
-        o.guest, "-nodefaults", "-no-user-config", "-display", "none", "-serial", "file:/dev/stdout", "-no-reboot",
-        "-smp", l.smp };
-    if (!o.firmware.empty())
-        argv.insert(argv.end(), { "-bios", o.firmware });
     std::string append = fmt::format("cpuhp.parallel={} cpu_init_udelay={}", l.parallel ? 1 : 0, l.udelay);
     if (l.exit_after_boot)
         append += " exit_after_boot=1";
-    argv.insert(argv.end(), { "-append", append });
-    if (!l.qmp_socket.empty())
-        argv.insert(argv.end(), { "-qmp", "unix:" + l.qmp_socket + ",server=on,wait=off" });
-    return argv;
+    return qmp_test::qemu_argv({ o.qemu, o.guest, l.smp, append, o.memory, o.firmware, l.qmp_socket });
 }
 
 double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
@@ -160,12 +150,6 @@ struct BootKey {
 };
 
 // ---- hot-plug -----------------------------------------------------------------------------------------
-
-std::string socket_path()
-{
-    static int counter = 0;
-    return fmt::format("/tmp/cpuplug-bench-{}-{}.sock", getpid(), counter++);
-}
 
 struct HotplugSession {
     std::unique_ptr<test_support::Process> process;
@@ -295,30 +279,6 @@ bool plug_cycle(HotplugSession& s, unsigned socket, std::vector<std::string> con
     return true;
 }
 
-// QEMU's q35 starts with the legacy CPU hot-plug interface and switches to the modern one, which the guest
-// drives, when the guest first writes its selector (before its bring-up, so before "CPUs online"). A CPU
-// added before that gets no insert event the guest sees, so make sure: the ICH9 LPC's
-// "cpu-hotplug-legacy" must have turned false. (cpuplug has only the modern interface: an early insert waits there for the guest.)
-bool wait_modern_hotplug(QmpClient& qmp)
-{
-    auto children = qmp.execute("qom-list", Json { { "path", "/machine/unattached" } });
-    std::string lpc;
-    if (children && (*children)["return"].is_array())
-        for (auto const& child : (*children)["return"])
-            if (child.value("type", "") == "child<ICH9-LPC>")
-                lpc = "/machine/unattached/" + child.value("name", "");
-    if (lpc.empty())
-        return false;
-    auto deadline = Clock::now() + 30s;
-    while (Clock::now() < deadline) {
-        auto legacy = qmp.execute("qom-get", Json { { "path", lpc }, { "property", "cpu-hotplug-legacy" } });
-        if (legacy && (*legacy)["return"] == false)
-            return true;
-        std::this_thread::sleep_for(5ms);
-    }
-    return false;
-}
-
 struct HotplugResult {
     std::map<std::string, std::vector<double>> samples; // "cpu add", "cpu del", "socket add", ...
     std::string error;
@@ -329,7 +289,7 @@ HotplugResult hotplug_bench(Options const& o, Vmm vmm, int repeats, std::functio
 {
     HotplugResult r;
     HotplugSession s;
-    s.socket = socket_path();
+    s.socket = qmp_test::socket_path();
     Launch l { vmm, hotplug_smp(repeats), true, 0, false, true, s.socket };
     s.process = std::make_unique<test_support::Process>(argv_for(o, l));
     auto finish = [&] {
@@ -357,7 +317,7 @@ HotplugResult hotplug_bench(Options const& o, Vmm vmm, int repeats, std::functio
         return finish();
     }
     s.cpu_type = (*cpus)["return"][0].value("type", "");
-    if (vmm == Vmm::Qemu && !wait_modern_hotplug(*s.qmp)) {
+    if (vmm == Vmm::Qemu && !qmp_test::wait_modern_cpu_hotplug(*s.qmp, 30s)) {
         r.error = "QEMU's CPU hot-plug interface did not leave legacy mode";
         return finish();
     }
@@ -424,25 +384,6 @@ std::string qemu_version(Options const& o)
     return first.empty() ? "unknown" : first;
 }
 
-std::string resolve_in_path(std::string const& program)
-{
-    if (program.find('/') != std::string::npos)
-        return access(program.c_str(), X_OK) == 0 ? program : "";
-    char const* path = std::getenv("PATH");
-    std::string dirs = path ? path : "/usr/bin:/bin";
-    for (size_t begin = 0; begin <= dirs.size();) {
-        auto end = dirs.find(':', begin);
-        auto dir = dirs.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
-        auto candidate = dir + "/" + program;
-        if (!dir.empty() && access(candidate.c_str(), X_OK) == 0)
-            return candidate;
-        if (end == std::string::npos)
-            break;
-        begin = end + 1;
-    }
-    return "";
-}
-
 } // namespace
 
 int main(int argc, char** argv)
@@ -453,7 +394,8 @@ int main(int argc, char** argv)
     app.add_option("--vmm", o.vmm, "cpuplug's vmm binary")->required();
     app.add_option("--guest", o.guest, "the guest ELF both VMMs boot")->required();
     app.add_option("--qemu", o.qemu, "qemu-system-x86_64 to compare with")->capture_default_str();
-    app.add_option("--firmware", o.firmware, "QEMU's -bios ('' for its default, SeaBIOS)")->capture_default_str();
+    app.add_option("--firmware", o.firmware, "QEMU's -bios, a path or a file in QEMU's data directories ('' for SeaBIOS)")
+        ->capture_default_str();
     app.add_option("--out", o.out, "directory for the CSV and plot data")->capture_default_str();
     app.add_option("--cpus", o.cpus, "vCPU counts to sweep (default: by --quick)")->delimiter(',');
     app.add_option("--udelay", o.udelays, "INIT-to-STARTUP delays in microseconds")->delimiter(',')->capture_default_str();
@@ -470,15 +412,21 @@ int main(int argc, char** argv)
     if (o.hotplug_repeats <= 0)
         o.hotplug_repeats = o.quick ? 5 : 20;
     if (o.with_qemu) {
-        auto found = resolve_in_path(o.qemu);
+        auto found = qmp_test::find_executable(o.qemu);
         if (found.empty()) {
             fmt::print(stderr, "cpuplug_bench: {} not found (install qemu-system-x86, or pass --no-qemu)\n", o.qemu);
             return 2;
         }
         o.qemu = found;
-        if (!o.firmware.empty() && access(o.firmware.c_str(), R_OK) != 0) {
-            fmt::print(stderr, "cpuplug_bench: firmware {} not found (install qemu-system-data, or --firmware '')\n", o.firmware);
-            return 2;
+        if (!o.firmware.empty()) {
+            auto firmware = o.firmware.find('/') == std::string::npos ? qmp_test::find_qemu_data_file(o.qemu, o.firmware)
+                : access(o.firmware.c_str(), R_OK) == 0                 ? o.firmware
+                                                                        : "";
+            if (firmware.empty()) {
+                fmt::print(stderr, "cpuplug_bench: firmware {} not found (install qemu-system-data, or --firmware '')\n", o.firmware);
+                return 2;
+            }
+            o.firmware = firmware;
         }
     }
     std::filesystem::create_directories(o.out);

@@ -7,7 +7,7 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
-#include "qmp_vm/qmp_client.hpp"
+#include "qmp_vm/qemu.hpp"
 #include "support/process.hpp"
 
 #include <linux/kvm.h>
@@ -19,12 +19,9 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -43,38 +40,11 @@ constexpr auto BOOT_TIMEOUT = 60s;  // SeaBIOS alone takes ~3 s on the slow nest
 constexpr auto EVENT_TIMEOUT = 20s; // one hot-plug step, QMP to guest and back
 constexpr char const* CPU_TYPE = "host-x86_64-cpu";
 
-bool executable(std::string const& path)
-{
-    struct stat info {};
-    return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && ::access(path.c_str(), X_OK) == 0;
-}
-
 std::string find_qemu()
 {
     if (char const* explicit_path = std::getenv("CPUPLUG_QEMU"); explicit_path && *explicit_path)
-        return executable(explicit_path) ? explicit_path : "";
-    char const* path = std::getenv("PATH");
-    std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
-    for (std::string dir; std::getline(dirs, dir, ':');) {
-        std::string candidate = (dir.empty() ? "." : dir) + "/qemu-system-x86_64";
-        if (executable(candidate))
-            return candidate;
-    }
-    return "";
-}
-
-// qboot, a minimal firmware QEMU ships next to SeaBIOS: boots in ~0.15 s where SeaBIOS takes ~3.3 s here.
-// Looked up in QEMU's own data directories (`-L help`), where `-bios NAME` looks too.
-std::string find_qboot(std::string const& qemu)
-{
-    auto result = test_support::run_process({ qemu, "-L", "help" }, 10s);
-    std::stringstream dirs(result.out);
-    for (std::string dir; std::getline(dirs, dir);) {
-        std::string candidate = dir + "/qboot.rom";
-        if (::access(candidate.c_str(), R_OK) == 0)
-            return candidate;
-    }
-    return "";
+        return qmp_test::find_executable(explicit_path);
+    return qmp_test::find_executable("qemu-system-x86_64");
 }
 
 // QEMU re-plugs a slot by reusing the vCPU it parked on unplug (KVM cannot destroy one) and sets its CPUID
@@ -180,12 +150,6 @@ Json ost(int source, int status, int slot, std::string const& device = "")
 
 Json ok() { return Json { { "return", Json::object() } }; }
 
-std::string socket_path()
-{
-    static int counter = 0;
-    return "/tmp/cpuplug-interop-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".sock";
-}
-
 struct Boot {
     std::string smp;
     std::string cmdline;
@@ -211,20 +175,12 @@ struct Qemu {
 
     explicit Qemu(Boot const& boot)
     {
-        // The console goes to our pipe through file:/dev/stdout rather than "stdio": QEMU's stdio backend
-        // sets up the terminal when stdin is one, and from its own process group that stops it (SIGTTOU).
-        std::vector<std::string> argv { g_qemu, "-accel", "kvm", "-M", "q35", "-cpu", "host,-arch-capabilities",
-            "-m", "256M", "-kernel", CPUPLUG_GUEST_ELF, "-nodefaults", "-display", "none",
-            "-serial", "file:/dev/stdout", "-no-reboot", "-smp", boot.smp, "-append", boot.cmdline };
-        if (boot.qboot) {
+        if (boot.qboot)
             REQUIRE_FALSE(g_qboot.empty());
-            argv.insert(argv.end(), { "-bios", g_qboot });
-        }
-        if (boot.qmp) {
-            socket.path = socket_path();
-            argv.insert(argv.end(), { "-qmp", "unix:" + socket.path + ",server=on,wait=off" });
-        }
-        process = std::make_unique<Process>(argv);
+        if (boot.qmp)
+            socket.path = qmp_test::socket_path();
+        process = std::make_unique<Process>(qmp_test::qemu_argv(
+            { g_qemu, CPUPLUG_GUEST_ELF, boot.smp, boot.cmdline, "256M", boot.qboot ? g_qboot : "", socket.path }));
         if (boot.qmp) {
             qmp = QmpClient::connect_unix(socket.path, 20s);
             INFO(process->out() << process->err());
@@ -278,24 +234,13 @@ struct Qemu {
         return cpus;
     }
 
-    // QEMU's q35 starts with the legacy CPU hot-plug interface and switches to the modern one (the
-    // register block the guest drives) when the guest first writes its selector, as QEMU's own AML does in
-    // _INI. A CPU added before the switch has no insert event in the modern interface: the guest knows it
-    // only if the MADT, built when the firmware loads the tables, lists it. So wait for the switch, seen
-    // in the ICH9 LPC device's "cpu-hotplug-legacy" property, before any device_add.
+    // Before any device_add: a CPU added while q35 is still in its legacy interface has no insert event the
+    // guest sees; the guest knows it only if the MADT, built when the firmware loads the tables, lists it.
     void wait_modern_hotplug()
     {
-        std::string lpc;
-        for (auto const& child : returned("qom-list", Json { { "path", "/machine/unattached" } }))
-            if (child["type"] == "child<ICH9-LPC>")
-                lpc = "/machine/unattached/" + child["name"].get<std::string>();
-        REQUIRE_FALSE(lpc.empty());
-        auto deadline = std::chrono::steady_clock::now() + EVENT_TIMEOUT;
-        while (returned("qom-get", Json { { "path", lpc }, { "property", "cpu-hotplug-legacy" } }) != false) {
-            INFO(process->out() << process->err());
-            REQUIRE(std::chrono::steady_clock::now() < deadline);
-            std::this_thread::sleep_for(10ms);
-        }
+        bool modern = qmp_test::wait_modern_cpu_hotplug(*qmp, EVENT_TIMEOUT);
+        INFO(process->out() << process->err());
+        REQUIRE(modern);
     }
 
     // The next event `name` whose data has everything `pattern` has. Events of that name read on the way
@@ -381,34 +326,27 @@ test_support::ProcessResult boot_to_poweroff(Boot const& boot)
     return result;
 }
 
-std::string const BANNER_4_OF_8 = "8 possible CPUs (4 present)";
-
 } // namespace
 
-TEST_CASE("QEMU's default firmware (SeaBIOS) boots the guest, which brings up all its CPUs", "[interop][boot]")
+TEST_CASE("QEMU's firmware, SeaBIOS or qboot, boots the guest, which brings up all its CPUs", "[interop][boot]")
 {
-    auto result = boot_to_poweroff({ "4,maxcpus=8", "exit_after_boot=1 cpu_init_udelay=0", false, false });
-    INFO(result.out << result.err);
-    CHECK(result.out.find("cpuplug guest ") != std::string::npos);
-    CHECK(result.out.find("boot cpu apic id 0") != std::string::npos);
-    // From QEMU's MADT: every possible CPU listed, the absent ones disabled.
-    CHECK(result.out.find(BANNER_4_OF_8) != std::string::npos);
-    // No status port under QEMU: the guest reports on the console only.
-    CHECK(result.out.find("status port absent") != std::string::npos);
-    CHECK(result.out.find("smp: 4 of 4 CPUs online (parallel, cpu_init_udelay=0)") != std::string::npos);
-}
-
-TEST_CASE("qboot boots the guest, which brings up all its CPUs", "[interop][boot]")
-{
-    if (g_qboot.empty()) {
-        WARN("QEMU ships no qboot.rom: skipped");
-        return;
+    auto qboot = GENERATE(false, true);
+    DYNAMIC_SECTION((qboot ? "qboot" : "SeaBIOS"))
+    {
+        if (qboot && g_qboot.empty()) {
+            WARN("QEMU ships no qboot.rom: skipped");
+            return;
+        }
+        auto result = boot_to_poweroff({ "4,maxcpus=8", "exit_after_boot=1 cpu_init_udelay=0", qboot, false });
+        INFO(result.out << result.err);
+        CHECK(result.out.find("cpuplug guest ") != std::string::npos);
+        CHECK(result.out.find("boot cpu apic id 0") != std::string::npos);
+        // From QEMU's MADT: every possible CPU listed, the absent ones disabled.
+        CHECK(result.out.find("8 possible CPUs (4 present)") != std::string::npos);
+        // No status port under QEMU: the guest reports on the console only.
+        CHECK(result.out.find("status port absent") != std::string::npos);
+        CHECK(result.out.find("smp: 4 of 4 CPUs online (parallel, cpu_init_udelay=0)") != std::string::npos);
     }
-    auto result = boot_to_poweroff({ "4,maxcpus=8", "exit_after_boot=1 cpu_init_udelay=0", true, false });
-    INFO(result.out << result.err);
-    CHECK(result.out.find(BANNER_4_OF_8) != std::string::npos);
-    CHECK(result.out.find("status port absent") != std::string::npos);
-    CHECK(result.out.find("smp: 4 of 4 CPUs online (parallel, cpu_init_udelay=0)") != std::string::npos);
 }
 
 TEST_CASE("8 CPUs come up under QEMU both in parallel and one by one", "[interop][boot]")
@@ -524,7 +462,7 @@ int main(int argc, char* argv[])
         std::fprintf(stderr, "skipping: %s\n", why);
         return 77;
     }
-    g_qboot = find_qboot(g_qemu);
+    g_qboot = qmp_test::find_qemu_data_file(g_qemu, "qboot.rom");
     std::fprintf(stderr, "QEMU: %s, qboot: %s\n", g_qemu.c_str(), g_qboot.empty() ? "none" : g_qboot.c_str());
     return Catch::Session().run(argc, argv);
 }

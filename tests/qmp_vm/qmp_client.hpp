@@ -9,11 +9,19 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unistd.h>
 
 namespace qmp_test {
 
 using Json = nlohmann::ordered_json;
 using namespace std::chrono_literals;
+
+// A fresh path for a QMP server's Unix socket, unique in this process and among processes.
+inline std::string socket_path()
+{
+    static int counter = 0;
+    return "/tmp/cpuplug-qmp-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + ".sock";
+}
 
 class QmpClient {
 public:

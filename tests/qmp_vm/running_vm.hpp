@@ -16,12 +16,6 @@
 
 namespace qmp_test {
 
-inline std::string socket_path()
-{
-    static int counter = 0;
-    return "/tmp/cpuplug-qmp-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + ".sock";
-}
-
 inline bool file_exists(std::string const& path)
 {
     struct stat info {};
