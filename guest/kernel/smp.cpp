@@ -485,17 +485,19 @@ void bring_up_cpus(cpuplug::CpuMask const& cpus)
 {
     for (uint32_t cpu : cpus)
         g_failed_error[cpu] = 0;
-    if (g_config.parallel) {
-        if (g_config.init_udelay_us != 0 && cpus.count() > 1)
-            send_inits(cpus);
-        (void)g_hotplug->bringup_parallel(cpus);
-    } else {
+    if (!g_config.parallel) {
         (void)g_hotplug->bringup_serial(cpus);
+        return;
     }
+    bool batch_inits = g_config.init_udelay_us != 0 && cpus.count() > 1;
+    if (batch_inits)
+        send_inits(cpus);
+    (void)g_hotplug->bringup_parallel(cpus);
     // A CPU the core did not kick (a step before the kick failed) must get a whole kick next time: a
     // vCPU the VMM parks and replugs meanwhile would ignore a STARTUP without its INIT.
-    for (uint32_t cpu : cpus)
-        g_init_sent_ns[cpu] = 0;
+    if (batch_inits)
+        for (uint32_t cpu : cpus)
+            g_init_sent_ns[cpu] = 0;
 }
 
 } // namespace kernel::smp
