@@ -88,4 +88,4 @@ execute '{"execute": "quit"}'
 wait "$vmm_pid" && vmm_pid=""
 echo "guest:  what the guest's console said about it"
 grep 'acpi:' "$console" | tr -d '\r' | sed 's/^/        /'
-echo "done in $(($(now_ms) - start)) ms (same with device_add/device_del per CPU: examples/hotplug-session.sh)"
+echo "done in $(($(now_ms) - start)) ms (single CPUs with device_add/device_del: examples/hotplug-session.sh)"
