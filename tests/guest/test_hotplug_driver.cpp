@@ -213,7 +213,7 @@ TEST_CASE("the walk collects mixed events in index order and stops when the sear
     CHECK(block.log == Log { "sel 0", "cmd 0", "rd data 0", "rd sts 0x1" });
 }
 
-TEST_CASE("an event on the last CPU ends the walk at the bound; a looser bound costs one more search", "[guest][hotplug]")
+TEST_CASE("an event on the last CPU ends the walk at the bound, a looser bound costs one more search", "[guest][hotplug]")
 {
     FakeBlock block(8);
     block.plug(7);

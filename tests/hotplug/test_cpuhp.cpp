@@ -463,7 +463,7 @@ TEST_CASE("a CPU can be driven to any state it may rest in and back", "[hotplug]
     CHECK(f.hotplug->set_target(cpu, CpuhpState::ApOnlineDyn + 9) == -ERR_INVAL); // unnamed
 }
 
-TEST_CASE("serial bring-up walks each CPU fully; parallel kicks all before waiting for any", "[hotplug][bringup]")
+TEST_CASE("serial bring-up walks each CPU fully, parallel kicks all before waiting for any", "[hotplug][bringup]")
 {
     CpuhpFixture f;
     CpuMask aps;
@@ -541,7 +541,7 @@ TEST_CASE("an AP that never reports alive times out, rolls back, and can be kick
     CHECK(f.recorder.violations() == 0);
 }
 
-TEST_CASE("a CPU left waiting at ALIVE is re-kicked; one lost after release is in limbo and refused", "[hotplug][sync]")
+TEST_CASE("a CPU left waiting at ALIVE is re-kicked, one lost after release is in limbo and refused", "[hotplug][sync]")
 {
     CpuhpFixture f;
     SECTION("alive but never released")

@@ -102,7 +102,7 @@ TEST_CASE("an escaped backslash before a quote does not escape the quote", "[jso
         == Events { R"(msg {"a": "x\\"})", R"(msg {"b": "\\\""})" });
 }
 
-TEST_CASE("QEMU's \\' escape becomes a plain quote in double-quoted strings", "[json_stream]")
+TEST_CASE("QEMU's backslash-quote escape becomes a plain quote in double-quoted strings", "[json_stream]")
 {
     Recorder recorder;
     CHECK(recorder.feed(R"({"a": "it\'s"})") == Events { R"(msg {"a": "it's"})" });

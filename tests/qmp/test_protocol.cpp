@@ -60,7 +60,7 @@ TEST_CASE("to_qmp_text escapes quotes, backslashes and control characters", "[qm
     CHECK(to_qmp_text(Json { { "k\"ey\n", 1 } }) == R"({"k\"ey\n": 1})");
 }
 
-TEST_CASE("to_qmp_text writes non-ASCII as \\u escapes, in keys and values", "[qmp_text]")
+TEST_CASE("to_qmp_text writes non-ASCII as backslash-u escapes, in keys and values", "[qmp_text]")
 {
     // Upper-case hex digits, as QEMU's qjson.c writes them.
     CHECK(to_qmp_text(Json("caf\xc3\xa9")) == R"("caf\u00E9")");

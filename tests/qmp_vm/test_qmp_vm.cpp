@@ -356,7 +356,7 @@ TEST_CASE("two clients: each gets its own replies in order and both get every ev
     CHECK(a->wait_event("STOP"));
 }
 
-TEST_CASE("a client that never reads is dropped; the VM and other clients never wait for it", "[qmp]")
+TEST_CASE("a client that never reads is dropped, and the VM and other clients never wait for it", "[qmp]")
 {
     RunningVm vm({ "--cpus", "8,maxcpus=64" }, 8);
     auto hog = vm.client();
@@ -419,7 +419,7 @@ TEST_CASE("the client cap refuses the 17th client with an error and keeps the ot
     CHECK(again->greeting().contains("QMP"));
 }
 
-TEST_CASE("the socket file is the owner's alone; a live one is refused and a stale one replaced", "[qmp]")
+TEST_CASE("the socket file is the owner's alone, a live one is refused and a stale one replaced", "[qmp]")
 {
     RunningVm vm({ "--cpus", "1" }, 1);
     struct stat info {};

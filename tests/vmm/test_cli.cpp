@@ -68,7 +68,7 @@ TEST_CASE("bad values exit 2 with one line naming the option", "[cli]")
     CHECK(parse({ "--memory", "1K" }).error().message.find("too small") != std::string::npos);
 }
 
-TEST_CASE("--help and --version exit 0", "[cli]")
+TEST_CASE("the --help and --version options exit 0", "[cli]")
 {
     CHECK(exit_code_of({ "--help" }) == 0);
     CHECK(parse({ "--help" }).error().message.find("--exit-after-boot") != std::string::npos);
@@ -89,7 +89,7 @@ TEST_CASE("memory sizes follow QEMU's units", "[cli]")
     CHECK_FALSE(parse_memory_size("99999999999999T").has_value());
 }
 
-TEST_CASE("--hotplug leaves room for a second socket when only a count is given", "[cli]")
+TEST_CASE("a bare --cpus count with --hotplug leaves room for a second socket", "[cli]")
 {
     auto bare = parse({ "--cpus", "4", "--hotplug" });
     REQUIRE(bare.has_value());
@@ -118,7 +118,7 @@ TEST_CASE("--hotplug leaves room for a second socket when only a count is given"
     CHECK(plain->machine.smp.maxcpus == 4);
 }
 
-TEST_CASE("--unplug-timeout-ms takes a positive number of milliseconds", "[cli]")
+TEST_CASE("the --unplug-timeout-ms option takes a positive number of milliseconds", "[cli]")
 {
     auto options = parse({ "--unplug-timeout-ms", "250" });
     REQUIRE(options.has_value());

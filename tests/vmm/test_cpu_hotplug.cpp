@@ -100,7 +100,7 @@ bool idle(CpuHotplugDevice::Slot const& s)
 
 } // namespace
 
-TEST_CASE("cpu hotplug: slots start absent; cold plug shows presence without an event", "[cpu_hotplug]")
+TEST_CASE("cpu hotplug: slots start absent, cold plug shows presence without an event", "[cpu_hotplug]")
 {
     Rig rig(4);
     CHECK(rig.device.possible() == 4);
