@@ -6,6 +6,8 @@
 #include "sys.hpp"
 #include "x86.hpp"
 
+#include <cpuplug/platform.hpp>
+
 #include <cstdint>
 
 namespace kernel {
@@ -34,18 +36,23 @@ inline void wait_once(PerCpu& me, uint32_t seen, uint64_t timer_ticks)
         sys::wait(reinterpret_cast<uint32_t volatile*>(&me.wake), seen, timer_ticks);
 }
 
-// Waits until `done()` holds or `timeout_ns` passes; true if it holds. Halts between looks; any interrupt
-// on this CPU (an IPI, the timer) makes it look again.
+// Waits until `done()` holds or `timeout_ns` passes (cpuplug::WAIT_FOREVER: no deadline, no timer); true if
+// it holds. Halts between looks; any interrupt on this CPU (an IPI, the timer) makes it look again.
 template<typename Done>
 bool wait_until(Done&& done, uint64_t timeout_ns)
 {
     auto& me = this_percpu();
-    uint64_t deadline = now_ns() + timeout_ns;
+    bool forever = timeout_ns == cpuplug::WAIT_FOREVER;
+    uint64_t deadline = forever ? 0 : now_ns() + timeout_ns;
     for (;;) {
         uint32_t seen = me.wake.load(std::memory_order_acquire);
         if (done()) {
             flush_deferred_ipi();
             return true;
+        }
+        if (forever) {
+            wait_once(me, seen, 0);
+            continue;
         }
         uint64_t now = now_ns();
         if (now >= deadline) {

@@ -507,12 +507,12 @@ void bring_up_cpus(cpuplug::CpuMask const& cpus)
 extern "C" [[noreturn]] void ap_main(kernel::PerCpu* me)
 {
     using namespace kernel;
-    // The LAPIC's timer is set up by the entry code, so the wait for release can time out.
+    // The wait for release has no deadline (cpuplug's ap_startup): a new INIT is what ends it otherwise.
     smp::report(status_port::CpuEvent::Alive, me->cpu);
     auto& hp = smp::hotplug();
     if (!hp.ap_startup(me->cpu)) {
         flush_deferred_ipi();
-        sys::park(); // never released: halt until the next INIT
+        sys::park(); // started without a kick: halt until the next INIT
     }
     for (;;) {
         uint32_t seen = me->wake.load(std::memory_order_acquire);

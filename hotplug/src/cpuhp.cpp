@@ -685,7 +685,10 @@ bool Cpuhp::ap_startup(uint32_t cpu)
         return false;
     }
     m_platform.wake(control);
-    if (!wait_sync(cpu, ApSync::ShouldOnline, m_timeouts.release_ns))
+    // Linux's AP, too, waits to be released for as long as it takes: with a deadline, an AP that gave up
+    // would leave the sync word at ALIVE while it parked, and the release that came later would be lost
+    // with the CPU. A control CPU that starts over re-kicks it instead (INIT resets the wait).
+    if (!wait_sync(cpu, ApSync::ShouldOnline, WAIT_FOREVER))
         return false;
     // Linux: notify_cpu_starting(), then set_cpu_online().
     m_platform.irq_disable();

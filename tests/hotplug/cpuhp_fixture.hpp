@@ -142,7 +142,6 @@ public:
         t.alive_ns = 300'000'000;
         t.online_ns = 2'000'000'000;
         t.dead_ns = 2'000'000'000;
-        t.release_ns = 2'000'000'000;
         return t;
     }
 

@@ -541,6 +541,52 @@ TEST_CASE("an AP that never reports alive times out, rolls back, and can be kick
     CHECK(f.recorder.violations() == 0);
 }
 
+// The fixture's timeouts are at most 2 s; before the AP's wait for release lost its deadline (then 2 s here,
+// 10 s by default), an AP that outwaited it parked with the sync word still at ALIVE, and the CPU was lost.
+constexpr auto LONGER_THAN_ANY_TIMEOUT = std::chrono::milliseconds(2500);
+
+TEST_CASE("a CPU rested at cpu:kick_ap longer than any timeout still comes online when released late", "[hotplug][sync]")
+{
+    CpuhpFixture f;
+    REQUIRE(f.hotplug->cpu_up(2, CpuhpState::KickAp) == 0);
+    for (int i = 0; i < 1000 && f.hotplug->sync(2) != ApSync::Alive; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    REQUIRE(f.hotplug->sync(2) == ApSync::Alive);
+    std::this_thread::sleep_for(LONGER_THAN_ANY_TIMEOUT);
+    CHECK(f.hotplug->sync(2) == ApSync::Alive);
+    CHECK(f.hotplug->cpu_up(2) == 0);
+    CHECK(f.hotplug->state(2) == CpuhpState::Online);
+    CHECK_FALSE(f.hotplug->in_limbo(2));
+    CHECK(f.platform.warnings().empty());
+    // And it can still go down and up again: nothing was lost.
+    CHECK(f.hotplug->cpu_down(2) == 0);
+    CHECK(f.hotplug->cpu_up(2) == 0);
+    CHECK(f.recorder.violations() == 0);
+}
+
+TEST_CASE("a parallel bring-up whose ONLINE steps outlast every timeout brings every CPU online", "[hotplug][sync]")
+{
+    CpuhpFixture f;
+    // Every CPU's ONLINE section takes 0.7 s, so the last of 4 APs waits ~2.8 s at ALIVE for its release.
+    REQUIRE(f.hotplug->setup_state_nocalls(CpuhpState::ApOnlineDyn, "test:slow_online",
+                [](uint32_t, void*) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+                    return 0;
+                },
+                nullptr)
+        > 0);
+    CpuMask aps;
+    for (uint32_t cpu = 1; cpu <= 4; ++cpu)
+        aps.set(cpu);
+    CHECK(f.hotplug->bringup_parallel(aps) == 4);
+    for (uint32_t cpu = 1; cpu <= 4; ++cpu) {
+        INFO("cpu " << cpu);
+        CHECK(f.hotplug->state(cpu) == CpuhpState::Online);
+        CHECK_FALSE(f.hotplug->in_limbo(cpu));
+    }
+    CHECK(f.platform.warnings().empty());
+}
+
 TEST_CASE("a CPU left waiting at ALIVE is re-kicked, one lost after release is in limbo and refused", "[hotplug][sync]")
 {
     CpuhpFixture f;

@@ -144,7 +144,8 @@ bool ThreadPlatform::wait_until(bool (*done)(void const*), void const* arg, uint
 {
     uint32_t cpu = t_cpu;
     auto& c = *m_cpus[cpu];
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(timeout_ns);
+    bool forever = timeout_ns == cpuplug::WAIT_FOREVER;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(forever ? 0 : timeout_ns);
     std::unique_lock lock(c.mutex);
     bool ap = cpu != 0;
     bool result = false;
@@ -156,7 +157,9 @@ bool ThreadPlatform::wait_until(bool (*done)(void const*), void const* arg, uint
         if (ap && c.init)
             break; // an AP reset by INIT stops waiting
         auto now = std::chrono::steady_clock::now();
-        if (now >= deadline)
+        if (forever)
+            deadline = now + std::chrono::milliseconds(5);
+        else if (now >= deadline)
             break;
         if (ap) {
             c.waiting = true;

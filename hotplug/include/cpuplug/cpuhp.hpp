@@ -38,7 +38,8 @@ struct CpuhpTimeouts {
     uint64_t alive_ns { 10'000'000'000 };   // kick to ALIVE (Linux: 10 s)
     uint64_t online_ns { 10'000'000'000 };  // release to the end of STARTING
     uint64_t dead_ns { 10'000'000'000 };    // takedown to DEAD
-    uint64_t release_ns { 10'000'000'000 }; // how long an ALIVE AP waits to be released before parking
+    // No timeout for an ALIVE AP's wait to be released: as in Linux, it waits for as long as it takes,
+    // so a late release always works. A new kick resets it if the control CPU starts over instead.
 };
 
 class Cpuhp {
@@ -118,8 +119,8 @@ public:
     bool state_installed(CpuhpState state) const;
 
     // ---- entry points the platform calls on an AP ---------------------------------------------------------
-    // After INIT/SIPI: report ALIVE, wait to be released, run the STARTING section with interrupts off and
-    // become online. False if never released (the AP should park; a new kick restarts it).
+    // After INIT/SIPI: report ALIVE, wait (without a deadline) to be released, run the STARTING section with
+    // interrupts off and become online. False if the AP was not kicked (it should park; a kick restarts it).
     bool ap_startup(uint32_t cpu);
     // After running work for the control CPU: true when the AP was told to die and has run its DYING steps;
     // the platform then calls ap_report_dead() and parks the CPU for good.

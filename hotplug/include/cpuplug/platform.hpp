@@ -10,6 +10,8 @@ namespace cpuplug {
 
 struct CpuhpInstance;
 
+inline constexpr uint64_t WAIT_FOREVER = ~uint64_t(0);
+
 struct TraceEvent {
     enum class Phase : uint8_t { Enter, Exit };
     uint32_t cpu;
@@ -33,7 +35,8 @@ public:
     // does not finish in time. Never called for the calling CPU.
     virtual int run_on_cpu(uint32_t cpu, int (*work)(void*), void* arg) = 0;
     // Blocks the calling CPU until `done(arg)` holds or `timeout_ns` has passed; true if it holds. Waking
-    // early through wake() only makes it look at `done` again.
+    // early through wake() only makes it look at `done` again. WAIT_FOREVER: no deadline (only a new
+    // kick_ap() of the waiting CPU, which resets it, ends such a wait otherwise).
     virtual bool wait_until(bool (*done)(void const*), void const* arg, uint64_t timeout_ns) = 0;
     // Makes a wait_until() on `cpu` look again (an IPI in the guest).
     virtual void wake(uint32_t cpu) = 0;
