@@ -482,7 +482,7 @@ int Cpuhp::transition(uint32_t cpu, CpuhpState target, bool bringup)
 }
 
 // The checks every operation makes, then the transition under the maps lock and the hotplug write lock.
-int Cpuhp::operation(uint32_t cpu, CpuhpState target, bool bringup)
+int Cpuhp::operation(uint32_t cpu, CpuhpState target, bool bringup, bool from_core)
 {
     if (!valid_cpu(cpu) || to_index(target) >= CPUHP_STATE_COUNT || state_info(target).cant_stop)
         return -ERR_INVAL;
@@ -492,6 +492,10 @@ int Cpuhp::operation(uint32_t cpu, CpuhpState target, bool bringup)
         return -ERR_INVAL;
     MutexGuard maps(m_maps_lock, m_platform);
     if (m_disable_count.load(std::memory_order_relaxed) != 0)
+        return -ERR_BUSY;
+    // Linux's _cpu_down(): nothing goes down, to any state, while only one CPU is online. The core's own
+    // clean-up of a failed parallel bring-up (CPUs that never got online) is exempt.
+    if (!bringup && !from_core && count_online() <= 1)
         return -ERR_BUSY;
     if (!cpu_present(cpu))
         return -ERR_INVAL;
@@ -558,7 +562,7 @@ uint32_t Cpuhp::bringup_parallel(CpuMask const& cpus)
         }
         // cpu_up rolled back to cpu:kick_ap, where pass two started: finish the job (cpuhp_bringup_mask).
         if (!in_limbo(cpu) && state(cpu) != CpuhpState::Offline)
-            (void)cpu_down(cpu, CpuhpState::Offline);
+            (void)operation(cpu, CpuhpState::Offline, false, true);
     }
     return online;
 }
@@ -844,8 +848,15 @@ int Cpuhp::do_add_instance(CpuhpState state, CpuhpInstance* instance, bool invok
     {
         MutexGuard guard(m_state_lock, m_platform);
         auto& step = m_steps[to_index(state)];
+        bool listed = false;
+        for (auto* node = step.instances; node && !listed; node = node->next)
+            listed = node == instance;
         if (!step.multi_instance || !step.installed) {
             result = -ERR_INVAL;
+        } else if (listed) {
+            // Linking it again would drop the instances after it from the list (or, alone, point it at
+            // itself, and the next walk of the state would never end).
+            result = -ERR_EXIST;
         } else {
             if (invoke && step.multi_startup) {
                 CpuMask present = present_mask();
@@ -861,7 +872,8 @@ int Cpuhp::do_add_instance(CpuhpState state, CpuhpInstance* instance, bool invok
                 }
             }
             if (result == 0) {
-                // Appended, so every CPU calls instances in the order they were added.
+                // Appended, so every CPU calls instances in the order they were added (Linux adds at the
+                // head and calls the newest first; docs/hotplug.md).
                 CpuhpInstance** tail = &step.instances;
                 while (*tail)
                     tail = &(*tail)->next;

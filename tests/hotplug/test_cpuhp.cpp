@@ -351,6 +351,32 @@ TEST_CASE("multi-instance states call every instance and undo a partial failure"
     }
 }
 
+TEST_CASE("adding an instance that is already on its state's list is refused with EEXIST and the list stays whole",
+    "[hotplug][multi]")
+{
+    CpuhpFixture f;
+    std::vector<std::pair<uint32_t, bool>> log;
+    int slot = f.hotplug->setup_state_multi(CpuhpState::ApOnlineDyn, "test:multi", thing_up, thing_down);
+    REQUIRE(slot > 0);
+    auto state = from_index(static_cast<uint16_t>(slot));
+    Thing a { {}, 1, &log }, b { {}, 2, &log };
+    REQUIRE(f.hotplug->add_instance(state, &a.node) == 0);
+    REQUIRE(f.hotplug->add_instance(state, &b.node) == 0);
+    CHECK(f.hotplug->add_instance(state, &a.node) == -ERR_EXIST);
+    CHECK(f.hotplug->add_instance_nocalls(state, &b.node) == -ERR_EXIST);
+    log.clear();
+    REQUIRE(f.hotplug->cpu_up(2) == 0);
+    CHECK(log == std::vector<std::pair<uint32_t, bool>> { { 201, true }, { 202, true } }); // both, once each
+    REQUIRE(f.hotplug->remove_instance(state, &a.node) == 0);
+    // Alone on the list: linking it again would point it at itself, and the next cpu_up would never end.
+    REQUIRE(f.hotplug->add_instance_nocalls(state, &b.node) == -ERR_EXIST);
+    log.clear();
+    REQUIRE(f.hotplug->cpu_up(3) == 0);
+    CHECK(log == std::vector<std::pair<uint32_t, bool>> { { 302, true } });
+    REQUIRE(f.hotplug->remove_instance(state, &b.node) == 0);
+    CHECK(f.hotplug->remove_state(state) == 0);
+}
+
 TEST_CASE("disabled hotplug makes up and down fail at once with ERR_BUSY", "[hotplug][lock]")
 {
     CpuhpFixture f;
@@ -392,6 +418,7 @@ TEST_CASE("readers hold off hotplug operations until they unlock", "[hotplug][lo
 TEST_CASE("the boot CPU, the calling CPU and absent CPUs are refused", "[hotplug][rules]")
 {
     CpuhpFixture f;
+    REQUIRE(f.hotplug->cpu_up(1) == 0); // two online: alone, the boot CPU gets Linux's -EBUSY (below)
     CHECK(f.hotplug->cpu_down(0) == -ERR_PERM);
     CHECK(f.hotplug->cpu_up(1, CpuhpState::BringupCpu) == -ERR_INVAL);    // cant_stop
     CHECK(f.hotplug->cpu_up(1, CpuhpState::ApicStarting) == -ERR_INVAL);  // STARTING
@@ -417,11 +444,26 @@ TEST_CASE("the last online CPU is never taken down", "[hotplug][rules]")
     }
     REQUIRE(hotplug->cpu_up(1) == 0);
     CHECK(hotplug->cpu_down(1) == -ERR_BUSY);
-    CHECK(hotplug->cpu_down(1, CpuhpState::ApOnlineIdle) == 0); // staying online is fine
+    // Linux's _cpu_down() refuses any cpu_down while one CPU is online, even to a state that stays online.
+    CHECK(hotplug->cpu_down(1, CpuhpState::ApOnlineIdle) == -ERR_BUSY);
+    CHECK(hotplug->state(1) == CpuhpState::Online);
     REQUIRE(hotplug->cpu_up(2) == 0);
+    CHECK(hotplug->cpu_down(1, CpuhpState::ApOnlineIdle) == 0); // with two online it may
     CHECK(hotplug->cpu_down(1) == 0);
     CHECK(hotplug->cpu_down(2) == -ERR_BUSY);
     platform.shutdown();
+}
+
+TEST_CASE("with only the boot CPU online every cpu_down is EBUSY, as Linux's _cpu_down", "[hotplug][rules]")
+{
+    CpuhpFixture f;
+    REQUIRE(f.hotplug->cpu_up(3, CpuhpState::KickAp) == 0); // not online: the boot CPU is alone
+    CHECK(f.hotplug->cpu_down(0) == -ERR_BUSY);
+    CHECK(f.hotplug->cpu_down(3) == -ERR_BUSY);
+    CHECK(f.hotplug->set_target(3, CpuhpState::Offline) == -ERR_BUSY);
+    CHECK(f.hotplug->state(3) == CpuhpState::KickAp);
+    CHECK(f.hotplug->cpu_up(3) == 0); // going up is not affected
+    CHECK(f.hotplug->cpu_down(3) == 0);
 }
 
 TEST_CASE("a CPU can be driven to any state it may rest in and back", "[hotplug][target]")
@@ -592,6 +634,7 @@ TEST_CASE("a CPU left waiting at ALIVE is re-kicked, one lost after release is i
     CpuhpFixture f;
     SECTION("alive but never released")
     {
+        REQUIRE(f.hotplug->cpu_up(1) == 0); // a second CPU online, so that cpu_down is allowed at all
         REQUIRE(f.hotplug->cpu_up(2, CpuhpState::KickAp) == 0);
         // Wait until the AP sits at its sync point.
         for (int i = 0; i < 1000 && f.hotplug->sync(2) != ApSync::Alive; ++i)
@@ -685,9 +728,13 @@ TEST_CASE("concurrent up/down requests from several threads keep every invariant
             // state when it is called, which another worker may change between here and there, so here any
             // -EINVAL for that target is accepted.
             bool down_to_kick = target == CpuhpState::KickAp;
+            // Going down while only the boot CPU is online is -EBUSY (Linux's _cpu_down()); whether that
+            // holds when set_target looks is up to the other workers, so a down's -EBUSY is accepted.
+            bool down = target < f.hotplug->state(cpu);
             int result = f.hotplug->set_target(cpu, target);
             operations++;
-            if (result != 0 && result != -ERR_AGAIN && !(result == -ERR_INVAL && down_to_kick)) {
+            if (result != 0 && result != -ERR_AGAIN && !(result == -ERR_INVAL && down_to_kick)
+                && !(result == -ERR_BUSY && down)) {
                 bad_results++;
                 std::lock_guard lock(log_mutex);
                 log.push_back("cpu " + std::to_string(cpu) + " target " + std::to_string(idx(target)) + ": result "
@@ -728,9 +775,12 @@ TEST_CASE("concurrent up/down requests from several threads keep every invariant
             UNSCOPED_INFO(events[i]);
     }
     CHECK(f.platform.warnings().empty());
+    // Every CPU up first: with only the boot CPU online, a CPU resting below online could not go down.
     for (uint32_t cpu = 1; cpu < TEST_CPUS; ++cpu) {
         REQUIRE(f.hotplug->set_fail(cpu, CPUHP_INVALID) == 0);
-        REQUIRE(f.hotplug->set_target(cpu, CpuhpState::Offline) == 0);
+        REQUIRE(f.hotplug->set_target(cpu, CpuhpState::Online) == 0);
     }
+    for (uint32_t cpu = 1; cpu < TEST_CPUS; ++cpu)
+        REQUIRE(f.hotplug->set_target(cpu, CpuhpState::Offline) == 0);
     CHECK(f.hotplug->online_mask().count() == 1);
 }

@@ -63,8 +63,8 @@ public:
     bool cpu_online(uint32_t cpu) const;
 
     // ---- hotplug operations ------------------------------------------------------------------------------
-    // 0, or a negative errno: -ERR_INVAL (not possible/present, bad target), -ERR_BUSY (hotplug disabled, last
-    // online CPU, the calling CPU), -ERR_PERM (the boot CPU), -ERR_IO (a CPU left in limbo), or what a step returned.
+    // 0, or a negative errno: -ERR_INVAL (not possible/present, bad target), -ERR_BUSY (hotplug disabled, a
+    // cpu_down while only one CPU is online (Linux's rule, whatever the target), the calling CPU), -ERR_PERM (the boot CPU), -ERR_IO (a CPU left in limbo), or what a step returned.
     int cpu_up(uint32_t cpu, CpuhpState target = CpuhpState::Online);
     int cpu_down(uint32_t cpu, CpuhpState target = CpuhpState::Offline);
     // Linux's cpuN/hotplug/target: any named state a CPU may rest in, up or down; cpu:kick_ap only up.
@@ -84,6 +84,8 @@ public:
         void* data = nullptr);
     int setup_state_multi(CpuhpState state, char const* name, CpuhpMultiCallback startup,
         CpuhpMultiCallback teardown, void* data = nullptr);
+    // Instances are called in the order they were added (Linux: newest first). -ERR_EXIST if `instance` is
+    // already on the state's list; -ERR_INVAL if the state is not an installed multi-instance one.
     int add_instance(CpuhpState state, CpuhpInstance* instance);
     int add_instance_nocalls(CpuhpState state, CpuhpInstance* instance);
     int remove_instance(CpuhpState state, CpuhpInstance* instance);
@@ -166,7 +168,7 @@ private:
     };
 
     // Walking.
-    int operation(uint32_t cpu, CpuhpState target, bool bringup);
+    int operation(uint32_t cpu, CpuhpState target, bool bringup, bool from_core = false);
     int transition(uint32_t cpu, CpuhpState target, bool bringup);
     int walk(uint32_t cpu, CpuhpState target, bool bringup);
     int up_walk(uint32_t cpu, CpuhpState target);
