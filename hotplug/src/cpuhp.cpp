@@ -22,6 +22,30 @@ private:
     SpinMutex& m_mutex;
 };
 
+// cpus_read_lock() for a registration, unless the caller holds it already (the _cpuslocked forms): taking
+// it again would deadlock as soon as a hotplug operation waits for the write side in between.
+class CpusReadGuard {
+public:
+    CpusReadGuard(Cpuhp& hotplug, bool held_by_caller)
+        : m_hotplug(hotplug)
+        , m_take(!held_by_caller)
+    {
+        if (m_take)
+            m_hotplug.cpus_read_lock();
+    }
+    ~CpusReadGuard()
+    {
+        if (m_take)
+            m_hotplug.cpus_read_unlock();
+    }
+    CpusReadGuard(CpusReadGuard const&) = delete;
+    CpusReadGuard& operator=(CpusReadGuard const&) = delete;
+
+private:
+    Cpuhp& m_hotplug;
+    bool m_take;
+};
+
 CpuhpState min_state(CpuhpState a, CpuhpState b) { return a < b ? a : b; }
 CpuhpState max_state(CpuhpState a, CpuhpState b) { return a > b ? a : b; }
 
@@ -754,7 +778,7 @@ void Cpuhp::rollback_install(uint32_t failed_cpu, CpuhpState state, CpuhpInstanc
     }
 }
 
-int Cpuhp::install(CpuhpState state, char const* name, Step const& callbacks, bool invoke)
+int Cpuhp::install(CpuhpState state, char const* name, Step const& callbacks, bool invoke, bool cpus_held)
 {
     if (to_index(state) == 0 || to_index(state) >= to_index(CpuhpState::Online) || name == nullptr)
         return -ERR_INVAL;
@@ -762,8 +786,10 @@ int Cpuhp::install(CpuhpState state, char const* name, Step const& callbacks, bo
     bool dynamic_request = state == CpuhpState::BpPrepareDyn || state == CpuhpState::ApOnlineDyn;
     if (!dynamic_request && owner != Owner::Platform)
         return owner == Owner::Dynamic ? -ERR_INVAL : -ERR_BUSY; // core-owned and marker states are taken
+    if (cpus_held && !cpus_read_held(state))
+        return -ERR_INVAL;
 
-    cpus_read_lock();
+    CpusReadGuard cpus(*this, cpus_held);
     int result;
     {
         MutexGuard guard(m_state_lock, m_platform);
@@ -771,12 +797,10 @@ int Cpuhp::install(CpuhpState state, char const* name, Step const& callbacks, bo
             result = reserve_dynamic(state);
             if (result < 0) {
                 m_platform.warn("no more dynamic states available", m_platform.this_cpu(), state, result);
-                cpus_read_unlock();
                 return result;
             }
             state = from_index(static_cast<uint16_t>(result));
         } else if (m_steps[to_index(state)].installed) {
-            cpus_read_unlock();
             return -ERR_BUSY;
         }
         auto& step = m_steps[to_index(state)];
@@ -803,7 +827,6 @@ int Cpuhp::install(CpuhpState state, char const* name, Step const& callbacks, bo
             }
         }
     }
-    cpus_read_unlock();
     if (result != 0)
         return result;
     return dynamic_request ? to_index(state) : 0;
@@ -815,7 +838,17 @@ int Cpuhp::setup_state(CpuhpState state, char const* name, CpuhpCallback startup
     step.startup = startup;
     step.teardown = teardown;
     step.data = data;
-    return install(state, name, step, true);
+    return install(state, name, step, true, false);
+}
+
+int Cpuhp::setup_state_cpuslocked(CpuhpState state, char const* name, CpuhpCallback startup,
+    CpuhpCallback teardown, void* data)
+{
+    Step step;
+    step.startup = startup;
+    step.teardown = teardown;
+    step.data = data;
+    return install(state, name, step, true, true);
 }
 
 int Cpuhp::setup_state_nocalls(CpuhpState state, char const* name, CpuhpCallback startup, CpuhpCallback teardown,
@@ -825,7 +858,17 @@ int Cpuhp::setup_state_nocalls(CpuhpState state, char const* name, CpuhpCallback
     step.startup = startup;
     step.teardown = teardown;
     step.data = data;
-    return install(state, name, step, false);
+    return install(state, name, step, false, false);
+}
+
+int Cpuhp::setup_state_nocalls_cpuslocked(CpuhpState state, char const* name, CpuhpCallback startup,
+    CpuhpCallback teardown, void* data)
+{
+    Step step;
+    step.startup = startup;
+    step.teardown = teardown;
+    step.data = data;
+    return install(state, name, step, false, true);
 }
 
 int Cpuhp::setup_state_multi(CpuhpState state, char const* name, CpuhpMultiCallback startup,
@@ -836,14 +879,16 @@ int Cpuhp::setup_state_multi(CpuhpState state, char const* name, CpuhpMultiCallb
     step.multi_teardown = teardown;
     step.multi_instance = true;
     step.data = data;
-    return install(state, name, step, false); // Linux: setup_state_multi never invokes
+    return install(state, name, step, false, false); // Linux: setup_state_multi never invokes
 }
 
-int Cpuhp::do_add_instance(CpuhpState state, CpuhpInstance* instance, bool invoke)
+int Cpuhp::do_add_instance(CpuhpState state, CpuhpInstance* instance, bool invoke, bool cpus_held)
 {
     if (to_index(state) >= CPUHP_STATE_COUNT || instance == nullptr)
         return -ERR_INVAL;
-    cpus_read_lock();
+    if (cpus_held && !cpus_read_held(state))
+        return -ERR_INVAL;
+    CpusReadGuard cpus(*this, cpus_held);
     int result = 0;
     {
         MutexGuard guard(m_state_lock, m_platform);
@@ -882,18 +927,28 @@ int Cpuhp::do_add_instance(CpuhpState state, CpuhpInstance* instance, bool invok
             }
         }
     }
-    cpus_read_unlock();
     return result;
 }
 
-int Cpuhp::add_instance(CpuhpState state, CpuhpInstance* instance) { return do_add_instance(state, instance, true); }
-int Cpuhp::add_instance_nocalls(CpuhpState state, CpuhpInstance* instance) { return do_add_instance(state, instance, false); }
+int Cpuhp::add_instance(CpuhpState state, CpuhpInstance* instance) { return do_add_instance(state, instance, true, false); }
+int Cpuhp::add_instance_nocalls(CpuhpState state, CpuhpInstance* instance)
+{
+    return do_add_instance(state, instance, false, false);
+}
+int Cpuhp::add_instance_cpuslocked(CpuhpState state, CpuhpInstance* instance)
+{
+    return do_add_instance(state, instance, true, true);
+}
+int Cpuhp::add_instance_nocalls_cpuslocked(CpuhpState state, CpuhpInstance* instance)
+{
+    return do_add_instance(state, instance, false, true);
+}
 
 int Cpuhp::do_remove_instance(CpuhpState state, CpuhpInstance* instance, bool invoke)
 {
     if (to_index(state) >= CPUHP_STATE_COUNT || instance == nullptr)
         return -ERR_INVAL;
-    cpus_read_lock();
+    CpusReadGuard cpus(*this, false);
     int result = 0;
     {
         MutexGuard guard(m_state_lock, m_platform);
@@ -918,7 +973,6 @@ int Cpuhp::do_remove_instance(CpuhpState state, CpuhpInstance* instance, bool in
             instance->next = nullptr;
         }
     }
-    cpus_read_unlock();
     return result;
 }
 
@@ -932,14 +986,16 @@ int Cpuhp::remove_instance_nocalls(CpuhpState state, CpuhpInstance* instance)
     return do_remove_instance(state, instance, false);
 }
 
-int Cpuhp::do_remove_state(CpuhpState state, bool invoke)
+int Cpuhp::do_remove_state(CpuhpState state, bool invoke, bool cpus_held)
 {
     if (to_index(state) == 0 || to_index(state) >= to_index(CpuhpState::Online))
         return -ERR_INVAL;
     auto owner = state_info(state).owner;
     if (owner != Owner::Platform && owner != Owner::Dynamic)
         return -ERR_INVAL;
-    cpus_read_lock();
+    if (cpus_held && !cpus_read_held(state))
+        return -ERR_INVAL;
+    CpusReadGuard cpus(*this, cpus_held);
     int result = 0;
     {
         MutexGuard guard(m_state_lock, m_platform);
@@ -964,12 +1020,23 @@ int Cpuhp::do_remove_state(CpuhpState state, bool invoke)
             step.name = STATE_TABLE[to_index(state)].name;
         }
     }
-    cpus_read_unlock();
     return result;
 }
 
-int Cpuhp::remove_state(CpuhpState state) { return do_remove_state(state, true); }
-int Cpuhp::remove_state_nocalls(CpuhpState state) { return do_remove_state(state, false); }
+int Cpuhp::remove_state(CpuhpState state) { return do_remove_state(state, true, false); }
+int Cpuhp::remove_state_nocalls(CpuhpState state) { return do_remove_state(state, false, false); }
+int Cpuhp::remove_state_cpuslocked(CpuhpState state) { return do_remove_state(state, true, true); }
+int Cpuhp::remove_state_nocalls_cpuslocked(CpuhpState state) { return do_remove_state(state, false, true); }
+
+// The _cpuslocked forms trust the caller to hold cpus_read_lock(); a lock nobody holds for reading is a
+// caller's mistake (Linux's lockdep_assert_cpus_held()), refused rather than run unprotected.
+bool Cpuhp::cpus_read_held(CpuhpState state)
+{
+    if (m_hotplug_lock.readers() != 0)
+        return true;
+    m_platform.warn("a _cpuslocked registration without cpus_read_lock() held", m_platform.this_cpu(), state, -ERR_INVAL);
+    return false;
+}
 
 // Linux: fail_store().
 int Cpuhp::set_fail(uint32_t cpu, uint16_t state)

@@ -377,6 +377,47 @@ TEST_CASE("adding an instance that is already on its state's list is refused wit
     CHECK(f.hotplug->remove_state(state) == 0);
 }
 
+TEST_CASE("a reader of the CPU lock registers with the _cpuslocked forms while a hotplug operation waits",
+    "[hotplug][lock]")
+{
+    CpuhpFixture f;
+    REQUIRE(f.hotplug->cpu_up(1) == 0);
+    static std::atomic<int> calls;
+    calls = 0;
+    auto count = [](uint32_t, void*) {
+        calls++;
+        return 0;
+    };
+    Thing a { {}, 1, nullptr };
+    int multi = f.hotplug->setup_state_multi(CpuhpState::BpPrepareDyn, "test:locked_multi", nullptr, nullptr);
+    REQUIRE(multi > 0);
+    f.hotplug->cpus_read_lock();
+    // A writer now waits for the lock: the plain forms would take it for reading again behind the writer
+    // and wait for ever (the writer waits for this reader).
+    std::atomic<int> up_result { 1 };
+    std::thread writer([&] { up_result = f.hotplug->cpu_up(2); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    int slot = f.hotplug->setup_state_cpuslocked(CpuhpState::ApOnlineDyn, "test:locked", count, nullptr);
+    CHECK(slot > 0);
+    CHECK(calls == 2); // CPUs 0 and 1, online; CPU 2 waits for the lock
+    CHECK(f.hotplug->add_instance_nocalls_cpuslocked(from_index(static_cast<uint16_t>(multi)), &a.node) == 0);
+    CHECK(up_result == 1); // still waiting
+    f.hotplug->cpus_read_unlock();
+    writer.join();
+    CHECK(up_result == 0);
+    CHECK(calls == 3); // and CPU 2 walked the new state on its way up
+    CHECK(f.hotplug->remove_instance(from_index(static_cast<uint16_t>(multi)), &a.node) == 0);
+
+    f.hotplug->cpus_read_lock();
+    CHECK(f.hotplug->remove_state_nocalls_cpuslocked(from_index(static_cast<uint16_t>(slot))) == 0);
+    CHECK(f.hotplug->remove_state_cpuslocked(from_index(static_cast<uint16_t>(multi))) == 0);
+    f.hotplug->cpus_read_unlock();
+    // Without the lock held they refuse rather than run unprotected.
+    CHECK(f.hotplug->setup_state_nocalls_cpuslocked(CpuhpState::ApOnlineDyn, "test:unlocked", count, nullptr)
+        == -ERR_INVAL);
+    CHECK_FALSE(f.platform.warnings().empty());
+}
+
 TEST_CASE("disabled hotplug makes up and down fail at once with ERR_BUSY", "[hotplug][lock]")
 {
     CpuhpFixture f;

@@ -93,6 +93,17 @@ public:
     // -ERR_BUSY for a multi-instance state that still has instances.
     int remove_state(CpuhpState state);
     int remove_state_nocalls(CpuhpState state);
+    // Linux's *_cpuslocked forms, for a caller that already holds cpus_read_lock(): the plain forms take it
+    // themselves, and taking it twice deadlocks once a hotplug operation waits for the write side in
+    // between. -ERR_INVAL (and a warning) if nobody holds it for reading.
+    int setup_state_cpuslocked(CpuhpState state, char const* name, CpuhpCallback startup, CpuhpCallback teardown,
+        void* data = nullptr);
+    int setup_state_nocalls_cpuslocked(CpuhpState state, char const* name, CpuhpCallback startup,
+        CpuhpCallback teardown, void* data = nullptr);
+    int add_instance_cpuslocked(CpuhpState state, CpuhpInstance* instance);
+    int add_instance_nocalls_cpuslocked(CpuhpState state, CpuhpInstance* instance);
+    int remove_state_cpuslocked(CpuhpState state);
+    int remove_state_nocalls_cpuslocked(CpuhpState state);
 
     // ---- locking -----------------------------------------------------------------------------------------
     // Readers hold off hotplug operations (and wait for a running one).
@@ -188,12 +199,13 @@ private:
     bool step_empty(bool bringup, Step const& step) const;
 
     // Registration.
-    int install(CpuhpState state, char const* name, Step const& callbacks, bool invoke);
+    int install(CpuhpState state, char const* name, Step const& callbacks, bool invoke, bool cpus_held);
+    bool cpus_read_held(CpuhpState state);
     int reserve_dynamic(CpuhpState first);
     void rollback_install(uint32_t failed_cpu, CpuhpState state, CpuhpInstance* instance);
-    int do_add_instance(CpuhpState state, CpuhpInstance* instance, bool invoke);
+    int do_add_instance(CpuhpState state, CpuhpInstance* instance, bool invoke, bool cpus_held);
     int do_remove_instance(CpuhpState state, CpuhpInstance* instance, bool invoke);
-    int do_remove_state(CpuhpState state, bool invoke);
+    int do_remove_state(CpuhpState state, bool invoke, bool cpus_held);
 
     // The core's own steps.
     static int kick_ap_startup(uint32_t cpu, void* self);
