@@ -135,8 +135,10 @@ int Cpuhp::set_present(uint32_t cpu, bool present)
     return 0;
 }
 
-void Cpuhp::boot_cpu_online(uint32_t cpu)
+int Cpuhp::boot_cpu_online(uint32_t cpu)
 {
+    if (!valid_cpu(cpu))
+        return -ERR_INVAL;
     m_boot_cpu = cpu;
     auto& st = m_cpus[cpu];
     st.state.store(to_index(CpuhpState::Online), std::memory_order_relaxed);
@@ -147,6 +149,7 @@ void Cpuhp::boot_cpu_online(uint32_t cpu)
     m_present.set(cpu);
     m_online.set(cpu);
     m_active.set(cpu);
+    return 0;
 }
 
 CpuMask Cpuhp::possible_mask() const
@@ -193,13 +196,29 @@ uint32_t Cpuhp::count_online() const
 
 // ---- introspection ---------------------------------------------------------------------------------------
 
-CpuhpState Cpuhp::state(uint32_t cpu) const { return from_index(m_cpus[cpu].state.load(std::memory_order_relaxed)); }
-CpuhpState Cpuhp::target(uint32_t cpu) const { return from_index(m_cpus[cpu].target.load(std::memory_order_relaxed)); }
-uint16_t Cpuhp::fail(uint32_t cpu) const { return m_cpus[cpu].fail.load(std::memory_order_relaxed); }
-int Cpuhp::last_result(uint32_t cpu) const { return m_cpus[cpu].result.load(std::memory_order_relaxed); }
-bool Cpuhp::rolled_back(uint32_t cpu) const { return m_cpus[cpu].rollback.load(std::memory_order_relaxed); }
-ApSync Cpuhp::sync(uint32_t cpu) const { return static_cast<ApSync>(m_cpus[cpu].sync.load(std::memory_order_acquire)); }
-bool Cpuhp::in_limbo(uint32_t cpu) const { return m_cpus[cpu].limbo.load(std::memory_order_relaxed); }
+// A CPU id past MAX_CPUS (a guest's request, a platform's bug) reads as a CPU that is not there.
+CpuhpState Cpuhp::state(uint32_t cpu) const
+{
+    return valid_cpu(cpu) ? from_index(m_cpus[cpu].state.load(std::memory_order_relaxed)) : CpuhpState::Offline;
+}
+CpuhpState Cpuhp::target(uint32_t cpu) const
+{
+    return valid_cpu(cpu) ? from_index(m_cpus[cpu].target.load(std::memory_order_relaxed)) : CpuhpState::Offline;
+}
+uint16_t Cpuhp::fail(uint32_t cpu) const
+{
+    return valid_cpu(cpu) ? m_cpus[cpu].fail.load(std::memory_order_relaxed) : CPUHP_INVALID;
+}
+int Cpuhp::last_result(uint32_t cpu) const
+{
+    return valid_cpu(cpu) ? m_cpus[cpu].result.load(std::memory_order_relaxed) : -ERR_INVAL;
+}
+bool Cpuhp::rolled_back(uint32_t cpu) const { return valid_cpu(cpu) && m_cpus[cpu].rollback.load(std::memory_order_relaxed); }
+ApSync Cpuhp::sync(uint32_t cpu) const
+{
+    return valid_cpu(cpu) ? static_cast<ApSync>(m_cpus[cpu].sync.load(std::memory_order_acquire)) : ApSync::Dead;
+}
+bool Cpuhp::in_limbo(uint32_t cpu) const { return valid_cpu(cpu) && m_cpus[cpu].limbo.load(std::memory_order_relaxed); }
 
 char const* Cpuhp::state_name(CpuhpState state) const
 {
@@ -730,16 +749,21 @@ bool Cpuhp::ap_startup(uint32_t cpu)
 
 bool Cpuhp::ap_should_die(uint32_t cpu) const
 {
+    if (!valid_cpu(cpu))
+        return false;
     auto const& st = m_cpus[cpu];
     return static_cast<ApSync>(st.sync.load(std::memory_order_acquire)) == ApSync::ShouldDie
         && from_index(st.state.load(std::memory_order_relaxed)) <= CpuhpState::BringupCpu;
 }
 
-void Cpuhp::ap_report_dead(uint32_t cpu)
+int Cpuhp::ap_report_dead(uint32_t cpu)
 {
+    if (!valid_cpu(cpu))
+        return -ERR_INVAL;
     auto& st = m_cpus[cpu];
     st.sync.store(static_cast<uint8_t>(ApSync::Dead), std::memory_order_release);
     m_platform.wake(st.control_cpu.load(std::memory_order_relaxed));
+    return 0;
 }
 
 // ---- registration ----------------------------------------------------------------------------------------

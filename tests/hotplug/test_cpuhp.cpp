@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include <algorithm>
 #include <random>
 #include <thread>
@@ -472,6 +474,36 @@ TEST_CASE("the boot CPU, the calling CPU and absent CPUs are refused", "[hotplug
     CHECK(f.hotplug->cpu_up(TEST_CPUS + 1) == -ERR_INVAL); // not possible
 }
 
+TEST_CASE("CPU ids past MAX_CPUS are refused by every entry point and read as absent, never out of bounds",
+    "[hotplug][rules]")
+{
+    CpuhpFixture f;
+    for (uint32_t cpu : { MAX_CPUS, MAX_CPUS + 1, 0xFFFFFFFFu }) {
+        INFO("cpu " << cpu);
+        CHECK(f.hotplug->state(cpu) == CpuhpState::Offline);
+        CHECK(f.hotplug->target(cpu) == CpuhpState::Offline);
+        CHECK(f.hotplug->fail(cpu) == CPUHP_INVALID);
+        CHECK(f.hotplug->last_result(cpu) == -ERR_INVAL);
+        CHECK_FALSE(f.hotplug->rolled_back(cpu));
+        CHECK(f.hotplug->sync(cpu) == ApSync::Dead);
+        CHECK_FALSE(f.hotplug->in_limbo(cpu));
+        CHECK_FALSE(f.hotplug->cpu_present(cpu));
+        CHECK_FALSE(f.hotplug->cpu_online(cpu));
+        CHECK(f.hotplug->boot_cpu_online(cpu) == -ERR_INVAL);
+        CHECK(f.hotplug->ap_report_dead(cpu) == -ERR_INVAL);
+        CHECK_FALSE(f.hotplug->ap_should_die(cpu));
+        CHECK_FALSE(f.hotplug->ap_startup(cpu));
+        CHECK(f.hotplug->set_fail(cpu, idx(f.ONLINE_DYN_A)) == -ERR_INVAL);
+        CHECK(f.hotplug->set_target(cpu, CpuhpState::Online) == -ERR_INVAL);
+        CHECK(f.hotplug->cpu_up(cpu) == -ERR_INVAL);
+        CHECK(f.hotplug->cpu_down(cpu) == -ERR_INVAL);
+        CHECK(f.hotplug->set_possible(cpu) == -ERR_INVAL);
+        CHECK(f.hotplug->set_present(cpu, true) == -ERR_INVAL);
+    }
+    CHECK(f.hotplug->boot_cpu() == 0);
+    CHECK(f.hotplug->cpu_up(1) == 0); // nothing was disturbed
+}
+
 TEST_CASE("the last online CPU is never taken down", "[hotplug][rules]")
 {
     // Without a boot CPU marked online, the control thread (CPU 0) is outside the online set, so an AP
@@ -723,6 +755,11 @@ TEST_CASE("states are listed with their names, as Linux's hotplug/states file", 
     REQUIRE(f.hotplug->cpu_up(1) == 0);
     CHECK(f.hotplug->target(1) == CpuhpState::Online);
     CHECK(std::string(errno_name(-ERR_BUSY)) == "EBUSY");
+    // Any number a guest may have written: negating INT_MIN would be undefined (UBSan aborts on it).
+    volatile int most_negative = std::numeric_limits<int>::min();
+    CHECK(std::string(errno_name(most_negative)) == "E?");
+    CHECK(std::string(errno_name(std::numeric_limits<int>::max())) == "E?");
+    CHECK(std::string(errno_name(ERR_EXIST)) == "EEXIST");
     CHECK(std::string(to_string(ApSync::ShouldOnline)) == "should_online");
 }
 

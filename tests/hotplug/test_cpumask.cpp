@@ -61,3 +61,15 @@ TEST_CASE("formatting into a short buffer truncates but reports the full length"
     CHECK(length == std::string("0,2,4,6,8,10,12,14,16,18").size());
     CHECK(std::string(small) == "0,2,4,6");
 }
+
+TEST_CASE("a CPU mask ignores ids past MAX_CPUS", "[cpumask]")
+{
+    cpuplug::CpuMask mask;
+    mask.set(cpuplug::MAX_CPUS);
+    mask.set(0xFFFFFFFFu);
+    CHECK(mask.empty());
+    mask.set(3);
+    mask.clear(cpuplug::MAX_CPUS + 64);
+    CHECK(mask.count() == 1);
+    CHECK_FALSE(mask.test(cpuplug::MAX_CPUS));
+}

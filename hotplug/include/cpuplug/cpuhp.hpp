@@ -53,7 +53,9 @@ public:
     // A CPU becomes present when it is plugged; it can only stop being present while offline (-ERR_BUSY).
     int set_present(uint32_t cpu, bool present);
     // The boot CPU already runs: it is marked Online without callbacks, and is the one CPU never taken down.
-    void boot_cpu_online(uint32_t cpu);
+    // -ERR_INVAL for a CPU id past MAX_CPUS, as every entry point that takes one; the accessors below read
+    // such an id as a CPU that is not there (Offline, no fail, Dead, not in limbo, last result -ERR_INVAL).
+    int boot_cpu_online(uint32_t cpu);
     uint32_t boot_cpu() const { return m_boot_cpu; }
     CpuMask possible_mask() const;
     CpuMask present_mask() const;
@@ -138,7 +140,7 @@ public:
     // After running work for the control CPU: true when the AP was told to die and has run its DYING steps;
     // the platform then calls ap_report_dead() and parks the CPU for good.
     bool ap_should_die(uint32_t cpu) const;
-    void ap_report_dead(uint32_t cpu);
+    int ap_report_dead(uint32_t cpu);
 
 private:
     struct Step {

@@ -13,8 +13,17 @@ class CpuMask {
 public:
     static constexpr uint32_t WORDS = (MAX_CPUS + 63) / 64;
 
-    constexpr void set(uint32_t cpu) { m_bits[cpu / 64] |= bit(cpu); }
-    constexpr void clear(uint32_t cpu) { m_bits[cpu / 64] &= ~bit(cpu); }
+    // Ids past MAX_CPUS are ignored (and test() false): no caller can write outside the mask.
+    constexpr void set(uint32_t cpu)
+    {
+        if (cpu < MAX_CPUS)
+            m_bits[cpu / 64] |= bit(cpu);
+    }
+    constexpr void clear(uint32_t cpu)
+    {
+        if (cpu < MAX_CPUS)
+            m_bits[cpu / 64] &= ~bit(cpu);
+    }
     constexpr void assign(uint32_t cpu, bool value) { value ? set(cpu) : clear(cpu); }
     constexpr bool test(uint32_t cpu) const { return cpu < MAX_CPUS && (m_bits[cpu / 64] & bit(cpu)) != 0; }
     constexpr void clear_all()
