@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <limits>
 
@@ -115,11 +116,18 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
         return cpuplug::unexpected(usage_error(what.empty() ? "bad command line" : what));
     }
 
-    // With --hotplug and a bare count, leave room to plug as many again: a second socket as large as the
-    // first, so that socket hot-plug has a socket to work on.
+    // With --hotplug and a bare count, leave room to plug as many again (up to the machine's limit) in two
+    // sockets, so that socket hot-plug has a socket to work on. A count that leaves no room is refused:
+    // hot-plug AML with nothing to plug would only mislead.
     if (machine.hotplug && !cpus_text.empty() && cpus_text.find_first_not_of("0123456789") == std::string::npos
-        && cpus_text.size() <= 4 && std::stoul(cpus_text) >= 1 && 2 * std::stoul(cpus_text) <= MACHINE_MAX_CPUS)
-        cpus_text += fmt::format(",sockets=2,maxcpus={}", 2 * std::stoul(cpus_text));
+        && cpus_text.size() <= 4 && std::stoul(cpus_text) >= 1) {
+        unsigned long count = std::stoul(cpus_text);
+        if (count >= MACHINE_MAX_CPUS)
+            return cpuplug::unexpected(usage_error(fmt::format(
+                "--cpus {} with --hotplug leaves no CPU to plug ({} is the machine's limit): give fewer CPUs",
+                count, MACHINE_MAX_CPUS)));
+        cpus_text += fmt::format(",sockets=2,maxcpus={}", std::min<unsigned long>(2 * count, MACHINE_MAX_CPUS));
+    }
     auto smp = parse_smp(cpus_text);
     if (!smp.has_value())
         return cpuplug::unexpected(usage_error(fmt::format("--cpus: {}", smp.error())));

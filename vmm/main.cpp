@@ -1,10 +1,10 @@
 // vmm's entry point: the command line, logging, signals, then one Machine until it ends.
 #include "cli.hpp"
 #include "host_signals.hpp"
+#include "logging.hpp"
 #include "machine.hpp"
 
 #include <cstdio>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 int main(int argc, char** argv)
@@ -22,10 +22,7 @@ int main(int argc, char** argv)
     auto options = parsed.release_value();
     options.machine.process_start = process_start;
 
-    auto logger = spdlog::stderr_color_st("vmm");
-    logger->set_pattern("vmm: %^%l%$: %v");
-    spdlog::set_default_logger(logger);
-    spdlog::set_level(spdlog::level::from_str(options.log_level));
+    vmm::install_logger(options.log_level);
 
     try {
         auto machine = vmm::Machine::create(options.machine);

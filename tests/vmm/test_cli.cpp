@@ -107,10 +107,18 @@ TEST_CASE("a bare --cpus count with --hotplug leaves room for a second socket", 
     auto cores = parse({ "--cpus", "4,cores=4", "--hotplug" });
     REQUIRE(cores.has_value());
     CHECK(cores->machine.smp.maxcpus == 4);
-    // No room to double: as given.
+    // No room to double: as many as the machine takes (before, 600 stayed 600: hot-plug with no slot).
     auto large = parse({ "--cpus", "600", "--hotplug" });
     REQUIRE(large.has_value());
-    CHECK(large->machine.smp.maxcpus == 600);
+    CHECK(large->machine.smp.maxcpus == 1024);
+    CHECK(large->machine.smp.topology.sockets == 2);
+    CHECK(large->machine.smp.cpus == 600);
+    // No room at all: refused in one line.
+    auto full = parse({ "--cpus", "1024", "--hotplug" });
+    REQUIRE_FALSE(full.has_value());
+    CHECK(full.error().code == 2);
+    CHECK(full.error().message.find("leaves no CPU to plug") != std::string::npos);
+    CHECK(full.error().message.find('\n') == std::string::npos);
     // Without --hotplug nothing changes.
     auto plain = parse({ "--cpus", "4" });
     REQUIRE(plain.has_value());
