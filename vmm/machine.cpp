@@ -68,6 +68,7 @@ Machine::Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm
     // Boot CPUs are created before any device, so QEMU names them device[0], device[1]...
     for (uint32_t i = 0; i < config.smp.cpus; ++i)
         m_slots[i].qom_path = fmt::format("/machine/unattached/device[{}]", i);
+    m_slots.front().guest_view = Slot::GuestView::Online; // online before the guest's state machine starts
     // What the guest will really use: the last occurrence on its command line wins, as in Linux.
     std::string const cmdline = guest_cmdline();
     guest::Cmdline line(guest::StringView(cmdline.data(), cmdline.size()));
@@ -203,7 +204,8 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
         if (sleep_type == 0)
             request_exit({ EXIT_OK, "the guest powered off", true, "guest-shutdown" });
         else
-            spdlog::warn("guest asked for sleep type {}; only soft-off (S5) is supported", sleep_type);
+            VMM_GUEST_LOG(m_guest_log.sleep_type, warn, "guest asked for sleep type {}; only soft-off (S5) is supported",
+                sleep_type);
     };
     pm_callbacks.sci = [this](bool level) {
         if (auto raised = m_vm.irq_line(SCI_GSI, level); !raised.has_value())
@@ -504,7 +506,7 @@ void Machine::on_status_event(uint32_t event, std::chrono::steady_clock::time_po
             uint64_t address = uint64_t(value) << 12;
             boost::asio::post(m_io, [this, address] {
                 if (!m_memory.contains(address, control::SIZE)) {
-                    spdlog::warn("guest: control page at {:#x} is not RAM; ignored", address);
+                    VMM_GUEST_LOG(m_guest_log.control_page, warn, "guest: control page at {:#x} is not RAM; ignored", address);
                     return;
                 }
                 m_control_page = address;
@@ -512,7 +514,7 @@ void Machine::on_status_event(uint32_t event, std::chrono::steady_clock::time_po
         } else if (event_control(event) == ControlEvent::Done) {
             boost::asio::post(m_io, [this, value] { guest_call_answered(value); });
         } else {
-            spdlog::warn("status port: unknown control event {:#010x}", event);
+            VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "status port: unknown control event {:#010x}", event);
         }
         break;
     }
@@ -526,7 +528,7 @@ void Machine::on_status_event(uint32_t event, std::chrono::steady_clock::time_po
         break;
     }
     default:
-        spdlog::warn("status port: unknown event {:#010x}", event);
+        VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "status port: unknown event {:#010x}", event);
         break;
     }
 }
@@ -554,17 +556,22 @@ void Machine::on_cpu_event(uint32_t event, std::chrono::steady_clock::time_point
         break;
     case CpuEvent::StepFailed:
         m_report->step_failed(cpu, state, (step & STEP_DOWN) != 0);
-        spdlog::info("cpu {}: step {} failed going {}", cpu, state, (step & STEP_DOWN) ? "down" : "up");
+        VMM_GUEST_LOG(m_guest_log.step_failed, info, "cpu {}: step {} failed going {}", cpu, state,
+            (step & STEP_DOWN) ? "down" : "up");
         break;
     case CpuEvent::Stopped:
         m_report->stopped(cpu, state);
+        boost::asio::post(m_io, [this, cpu] {
+            if (cpu < m_slots.size() && m_slots[cpu].present())
+                m_slots[cpu].guest_view = Slot::GuestView::Elsewhere;
+        });
         break;
     case CpuEvent::Step:
         spdlog::debug("cpu {}: step {} {}{}", cpu, state, (step & STEP_DOWN) ? "down" : "up",
             (step & STEP_ROLLBACK) ? " (rollback)" : "");
         break;
     default:
-        spdlog::warn("status port: unknown CPU event {:#010x}", event);
+        VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "status port: unknown CPU event {:#010x}", event);
         break;
     }
 }
@@ -820,9 +827,12 @@ cpuplug::Result<void, std::string> Machine::reset_machine()
         return cpuplug::unexpected(fail("cannot clear guest RAM", discarded.error()));
     // Hot-plugged CPUs stay plugged and are present at the next boot, as in QEMU; operations in flight
     // are dropped with the guest that was running them.
-    for (auto& slot : m_slots)
+    for (auto& slot : m_slots) {
         if (slot.op == Slot::Op::Plugging || slot.op == Slot::Op::Unplugging)
             slot.op = Slot::Op::None;
+        slot.guest_view = Slot::GuestView::Offline; // the new guest reports its CPUs again
+    }
+    m_slots.front().guest_view = Slot::GuestView::Online;
     if (m_cpu_hotplug)
         m_cpu_hotplug->reset();
     m_control_page = 0; // the new guest announces its own

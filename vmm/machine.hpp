@@ -11,6 +11,7 @@
 #include "devices/io_bus.hpp"
 #include "devices/serial.hpp"
 #include "devices/status_port.hpp"
+#include "guest_log.hpp"
 #include "kvm/kvm.hpp"
 #include "memory/guest_memory.hpp"
 #include "qmp/commands.hpp"
@@ -152,6 +153,10 @@ private:
     std::shared_ptr<Serial16550> m_serial;
     std::shared_ptr<AcpiPm> m_pm;
     std::shared_ptr<StatusPort> m_status;
+    // What the guest makes the VMM log, each kind limited (guest_log.hpp).
+    struct {
+        GuestLogLimit sleep_type, control_page, unknown_event, step_failed, hotplug;
+    } m_guest_log;
     std::shared_ptr<CpuHotplugDevice> m_cpu_hotplug; // with --hotplug
     uint32_t m_boot_entry { 0 };
     uint32_t m_boot_start_info { 0 };
@@ -170,6 +175,11 @@ private:
         std::optional<std::string> device_id; // device_add's id
         Op op { Op::None };
         std::chrono::steady_clock::time_point deadline; // of Plugging and Unplugging
+        // Where the guest last reported the CPU: CPU_ONLINE/CPU_OFFLINE go out only when it changes on a
+        // plugged slot, so a guest cannot make up events. Elsewhere: an operation stopped between the two.
+        // The boot CPU is online from the start.
+        enum class GuestView { Offline, Online, Elsewhere };
+        GuestView guest_view { GuestView::Offline };
         bool present() const { return !qom_path.empty(); }
     };
     std::vector<Slot> m_slots;

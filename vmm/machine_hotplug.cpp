@@ -173,14 +173,15 @@ void Machine::on_ost(uint32_t index, uint32_t event, uint32_t status)
     if (event == OST_EJECT_REQUEST && slot.op == Slot::Op::Unplugging && status != OST_SUCCESS
         && status != OST_EJECT_IN_PROGRESS) {
         // The guest refused: the CPU stays, and the client learns it as from QEMU.
-        spdlog::info("cpu {}: the guest refused its removal (_OST status {:#x})", index, status);
+        VMM_GUEST_LOG(m_guest_log.hotplug, info, "cpu {}: the guest refused its removal (_OST status {:#x})", index, status);
         m_cpu_hotplug->cancel_remove(index);
         slot.op = Slot::Op::None;
         emit("DEVICE_UNPLUG_GUEST_ERROR", slot_json(index));
     } else if (event == OST_DEVICE_CHECK && slot.op == Slot::Op::Plugging) {
         slot.op = Slot::Op::None;
         if (status != OST_SUCCESS)
-            spdlog::warn("cpu {}: the guest could not bring the hot-added CPU online (_OST status {:#x})", index, status);
+            VMM_GUEST_LOG(m_guest_log.hotplug, warn, "cpu {}: the guest could not bring the hot-added CPU online (_OST status {:#x})",
+                index, status);
     }
 }
 
@@ -189,7 +190,7 @@ void Machine::on_ejected(uint32_t index)
     auto& slot = m_slots[index];
     // The device honours only ejects we asked for; after a timeout or a reset the request is gone.
     if (slot.op != Slot::Op::Unplugging || !slot.thread) {
-        spdlog::warn("cpu {}: ignoring an eject that no removal is waiting for", index);
+        VMM_GUEST_LOG(m_guest_log.hotplug, warn, "cpu {}: ignoring an eject that no removal is waiting for", index);
         return;
     }
     slot.op = Slot::Op::Ejecting;
@@ -244,15 +245,23 @@ void Machine::check_ejected(uint32_t index, std::chrono::steady_clock::time_poin
     slot.qom_path.clear();
     slot.device_id.reset();
     slot.op = Slot::Op::None;
+    slot.guest_view = Slot::GuestView::Offline;
     spdlog::info("cpu {}: ejected; vCPU {} parked", index, m_apic_ids[index]);
     emit("DEVICE_DELETED", deleted);
 }
 
 void Machine::on_cpu_state(uint32_t index, bool online)
 {
-    if (index >= m_slots.size())
+    // The guest's word is checked against the VMM's own view: only a plugged slot, and only a change.
+    auto view = online ? Slot::GuestView::Online : Slot::GuestView::Offline;
+    if (index >= m_slots.size() || !m_slots[index].present() || m_slots[index].guest_view == view) {
+        VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "cpu {}: the guest reported it {} (slot {}); no event",
+            index, online ? "online" : "offline",
+            index >= m_slots.size() ? "out of range" : !m_slots[index].present() ? "not plugged" : "already so");
         return;
+    }
     auto& slot = m_slots[index];
+    slot.guest_view = view;
     if (online && slot.op == Slot::Op::Plugging)
         slot.op = Slot::Op::None;
     auto ids = ids_from_index(m_config.smp.topology, index);

@@ -3,11 +3,14 @@
 #include "qmp_vm/qmp_client.hpp"
 #include "qmp_vm/running_vm.hpp"
 #include "support/process.hpp"
+#include "vmm/elf_builder.hpp"
 
 #include <catch2/catch.hpp>
+#include <guest/abi/status_port.hpp>
 
 #include <algorithm>
 #include <dirent.h>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -473,4 +476,67 @@ TEST_CASE("hot-plug latency", "[.bench]")
                 "  x-socket-add -> 4 x CPU_ONLINE     %7.2f ms\n"
                 "  x-socket-del -> 4 x DEVICE_DELETED %7.2f ms\n",
         median(add_cpu), median(del_cpu), median(add_socket), median(del_socket));
+}
+
+namespace {
+
+// A hostile guest: a PVH kernel of a few instructions that waits for the ACPI power button (so that the
+// test's QMP client is there to see its events), then writes made-up CPU events to the status port, then
+// reports success.
+std::string hostile_cpu_event_guest(std::vector<uint32_t> const& events)
+{
+    std::vector<uint8_t> code {
+        0x66, 0xBA, 0x00, 0x06, // 0: mov dx, 0x600 (PM1a status)
+        0x66, 0xED,             // 4: in ax, dx
+        0x66, 0xA9, 0x00, 0x01, // 6: test ax, PWRBTN_STS
+        0x74, 0xF4,             // 10: jz 0
+        0x66, 0xBA, 0x20, 0x05, // 12: mov dx, 0x520 (the status port)
+    };
+    auto out = [&](uint32_t value) {
+        code.push_back(0xB8); // mov eax, value
+        for (int i = 0; i < 4; ++i)
+            code.push_back(static_cast<uint8_t>(value >> (8 * i)));
+        code.push_back(0xEF); // out dx, eax
+    };
+    for (uint32_t event : events)
+        out(event);
+    out(status_port::make_event(status_port::Kind::Exit, 0));
+    code.insert(code.end(), { 0xF4, 0xEB, 0xFD }); // hlt; jmp back to it
+    test_support::ElfSpec spec;
+    spec.code_size = static_cast<uint32_t>(code.size());
+    auto file = test_support::build_elf(spec);
+    std::copy(code.begin(), code.end(), file.end() - static_cast<std::ptrdiff_t>(code.size()));
+    std::string path = socket_path() + ".elf";
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<char const*>(file.data()), std::streamsize(file.size()));
+    return path;
+}
+
+} // namespace
+
+TEST_CASE("a guest cannot fabricate CPU_ONLINE or CPU_OFFLINE for a slot that is not plugged or not in that state",
+    "[hotplug-e2e]")
+{
+    using namespace status_port;
+    auto kernel = hostile_cpu_event_guest({
+        cpu_event(CpuEvent::Online, 3, 0),     // slot 3: not plugged
+        cpu_event(CpuEvent::Online, 4095, 0),  // no such slot
+        cpu_event(CpuEvent::Offline, 1, 0),    // plugged, but never reported online
+        cpu_event(CpuEvent::Online, 1, 0),     // consistent: emitted
+        cpu_event(CpuEvent::Online, 1, 0),     // already online
+        cpu_event(CpuEvent::Offline, 1, 0),    // consistent: emitted
+        cpu_event(CpuEvent::Offline, 0xFFF, 0),
+    });
+    RunningVm vm({ "--cpus", "2,maxcpus=4", "--hotplug", "--kernel", kernel, "--serial", "none" });
+    auto qmp = vm.client();
+    REQUIRE(qmp->execute("system_powerdown") == ok());
+    REQUIRE(qmp->wait_event("SHUTDOWN", 30s));
+    qmp->drain(200ms);
+    auto result = vm.process->wait(30s);
+    ::unlink(kernel.c_str());
+    CHECK(result.exit_code == 0);
+    std::vector<std::string> seen;
+    for (auto const& event : qmp->events())
+        if (event["event"] == "CPU_ONLINE" || event["event"] == "CPU_OFFLINE")
+            seen.push_back(event["event"].get<std::string>() + " " + std::to_string(event["data"]["cpu-index"].get<int>()));
+    CHECK(seen == std::vector<std::string> { "CPU_ONLINE 1", "CPU_OFFLINE 1" });
 }

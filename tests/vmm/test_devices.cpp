@@ -3,6 +3,8 @@
 #include "devices/status_port.hpp"
 
 #include <catch2/catch.hpp>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <thread>
 #include <vector>
@@ -162,4 +164,36 @@ TEST_CASE("the status port passes 32-bit event writes and ignores others", "[sta
     REQUIRE(events.size() == 1);
     CHECK(status_port::event_kind(events[0]) == status_port::Kind::Milestone);
     CHECK(status_port::event_payload(events[0]) == 2);
+}
+
+TEST_CASE("a guest hammering the status port with bad writes gets a few log lines, not one per write", "[devices][log]")
+{
+    // Each line would be written synchronously on the guest's vCPU thread: 100000 writes must not make
+    // 100000 lines.
+    auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(100000);
+    auto logger = std::make_shared<spdlog::logger>("count", sink);
+    auto previous = spdlog::default_logger();
+    spdlog::set_default_logger(logger);
+    vmm::StatusPort port([](uint32_t, auto) { });
+    uint8_t bytes[2] {};
+    for (int i = 0; i < 100000; ++i)
+        port.write(0, std::span<uint8_t const>(bytes, 2));
+    spdlog::set_default_logger(previous);
+    auto lines = sink->last_formatted();
+    CHECK(port.ignored_writes() == 100000);
+    CHECK(lines.size() == vmm::GuestLogLimit::FIRST + 100000 / vmm::GuestLogLimit::EVERY);
+    REQUIRE_FALSE(lines.empty());
+    CHECK(lines.back().find("(#100000)") != std::string::npos);
+}
+
+TEST_CASE("the guest log limit lets the first few through, then one in 10000, counting all", "[devices][log]")
+{
+    vmm::GuestLogLimit limit;
+    uint64_t logged = 0;
+    uint64_t nth = 0;
+    for (int i = 0; i < 30000; ++i)
+        logged += limit.should_log(nth) ? 1 : 0;
+    CHECK(nth == 30000);
+    CHECK(limit.count() == 30000);
+    CHECK(logged == 8 + 3);
 }

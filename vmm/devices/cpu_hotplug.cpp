@@ -14,12 +14,6 @@ using namespace cpu_hotplug;
 namespace {
 
 // The first few are worth a warning; a guest repeating the same mistake in a loop must not flood the log.
-bool should_warn(std::atomic<uint64_t>& counter, uint64_t& nth)
-{
-    nth = counter.fetch_add(1, std::memory_order_relaxed) + 1;
-    return nth <= 8 || nth % 10000 == 0;
-}
-
 bool valid_size(size_t size) { return size >= 1 && size <= 4; } // QEMU's min/max access size
 
 void drop_events(CpuHotplugDevice::Slot& slot)
@@ -280,17 +274,13 @@ CpuHotplugDevice::Slot CpuHotplugDevice::slot(uint32_t index) const
 
 void CpuHotplugDevice::warn_refused(char const* why, uint32_t index, uint8_t control)
 {
-    uint64_t nth;
-    if (should_warn(m_refused_ejects, nth))
-        spdlog::warn("cpu hotplug: {} of CPU {} ignored: {} (#{})",
-            control & CONTROL_EJECT ? "eject" : "eject hand-off to firmware", index, why, nth);
+    VMM_GUEST_LOG(m_refused_ejects, warn, "cpu hotplug: {} of CPU {} ignored: {}",
+        control & CONTROL_EJECT ? "eject" : "eject hand-off to firmware", index, why);
 }
 
 void CpuHotplugDevice::warn_ignored(char const* what, uint64_t offset, size_t size)
 {
-    uint64_t nth;
-    if (should_warn(m_ignored_accesses, nth))
-        spdlog::warn("cpu hotplug: {}-byte {} at offset {:#x} ignored (#{})", size, what, offset, nth);
+    VMM_GUEST_LOG(m_ignored_accesses, warn, "cpu hotplug: {}-byte {} at offset {:#x} ignored", size, what, offset);
 }
 
 } // namespace vmm

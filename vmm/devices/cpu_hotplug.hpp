@@ -61,7 +61,7 @@ public:
     Slot slot(uint32_t index) const; // all zero for an invalid index
     uint32_t possible() const { return static_cast<uint32_t>(m_arch_ids.size()); }
     // Ejects and firmware hand-offs the guest asked for and the device ignored.
-    uint64_t refused_ejects() const { return m_refused_ejects.load(std::memory_order_relaxed); }
+    uint64_t refused_ejects() const { return m_refused_ejects.count(); }
 
 private:
     struct Effect; // what a guest write asks of the machine, run after the lock is released
@@ -84,8 +84,8 @@ private:
     cpu_hotplug::Command m_command { cpu_hotplug::Command::NextEvent };
 
     // Atomic only: warning rate limits, bumped under or outside the lock.
-    std::atomic<uint64_t> m_refused_ejects { 0 };
-    std::atomic<uint64_t> m_ignored_accesses { 0 };
+    GuestLogLimit m_refused_ejects;
+    GuestLogLimit m_ignored_accesses;
 };
 
 } // namespace vmm

@@ -51,9 +51,7 @@ IoBus::Entry const* IoBus::find(uint64_t address, uint64_t length) const
 void IoBus::warn_unclaimed(char const* what, uint64_t address, size_t length) const
 {
     // The first few are worth a warning; a guest probing ports in a loop must not flood the log.
-    uint64_t n = m_unclaimed.fetch_add(1, std::memory_order_relaxed);
-    if (n < 8 || n % 10000 == 0)
-        spdlog::warn("{}: unclaimed {} of {} bytes at {:#x} (#{})", m_name, what, length, address, n + 1);
+    VMM_GUEST_LOG(m_unclaimed, warn, "{}: unclaimed {} of {} bytes at {:#x}", m_name, what, length, address);
 }
 
 bool IoBus::read(uint64_t address, std::span<uint8_t> data) const

@@ -2,6 +2,8 @@
 // filled once in Machine::create() and is immutable while vCPUs run, so dispatch takes no lock.
 #pragma once
 
+#include "guest_log.hpp"
+
 #include <cpuplug/result.hpp>
 
 #include <atomic>
@@ -46,7 +48,7 @@ public:
     bool read(uint64_t address, std::span<uint8_t> data) const;
     bool write(uint64_t address, std::span<uint8_t const> data) const;
 
-    uint64_t unclaimed_accesses() const { return m_unclaimed.load(std::memory_order_relaxed); }
+    uint64_t unclaimed_accesses() const { return m_unclaimed.count(); }
 
 private:
     struct Entry {
@@ -58,7 +60,7 @@ private:
 
     std::string m_name;
     std::vector<Entry> m_entries; // sorted by base, non-overlapping
-    mutable std::atomic<uint64_t> m_unclaimed { 0 };
+    mutable GuestLogLimit m_unclaimed;
 };
 
 } // namespace vmm

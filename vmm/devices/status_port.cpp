@@ -15,7 +15,7 @@ void StatusPort::write(uint64_t offset, std::span<uint8_t const> data)
 {
     auto when = Clock::now();
     if (offset != status_port::REG_EVENT || data.size() != 4) {
-        spdlog::warn("status port: ignored {}-byte write at offset {:#x}", data.size(), offset);
+        VMM_GUEST_LOG(m_ignored, warn, "status port: ignored {}-byte write at offset {:#x}", data.size(), offset);
         return;
     }
     uint32_t event;

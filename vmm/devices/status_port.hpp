@@ -25,8 +25,11 @@ public:
     void read(uint64_t offset, std::span<uint8_t> data) override;
     void write(uint64_t offset, std::span<uint8_t const> data) override;
 
+    uint64_t ignored_writes() const { return m_ignored.count(); }
+
 private:
     Handler m_handler;
+    GuestLogLimit m_ignored;
 };
 
 } // namespace vmm
