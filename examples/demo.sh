@@ -54,7 +54,8 @@ execute() {
 wait_events() {
     local name=$1 want=$2 since=$3 seen=0
     while [ "$seen" -lt "$want" ] && read -r -t 10 line <&3; do
-        case $line in *"\"event\": \"$name\""*)
+        case $line in *"/lapic\""*) ;; # a CPU's APIC child: DEVICE_DELETED comes for it too
+        *"\"event\": \"$name\""*)
             seen=$((seen + 1))
             echo "        +$(($(now_ms) - since)) ms  $name $(grep -o '"cpu-index": [0-9]*\|"path": "[^"]*"' <<<"$line" | head -1)"
             ;;

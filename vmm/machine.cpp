@@ -831,6 +831,7 @@ cpuplug::Result<void, std::string> Machine::reset_machine()
         if (slot.op == Slot::Op::Plugging || slot.op == Slot::Op::Unplugging)
             slot.op = Slot::Op::None;
         slot.guest_view = Slot::GuestView::Offline; // the new guest reports its CPUs again
+        slot.held_ost.clear();
     }
     m_slots.front().guest_view = Slot::GuestView::Online;
     if (m_cpu_hotplug)

@@ -180,6 +180,9 @@ private:
         // The boot CPU is online from the start.
         enum class GuestView { Offline, Online, Elsewhere };
         GuestView guest_view { GuestView::Offline };
+        // _OST writes (event, status) that came while the ejected vCPU was stopping: QEMU removes the
+        // device inside the eject write, so its DEVICE_DELETED always precedes them. They follow ours.
+        std::vector<std::pair<uint32_t, uint32_t>> held_ost;
         bool present() const { return !qom_path.empty(); }
     };
     std::vector<Slot> m_slots;

@@ -160,6 +160,11 @@ void Machine::on_ost(uint32_t index, uint32_t event, uint32_t status)
     if (index >= m_slots.size())
         return;
     auto& slot = m_slots[index];
+    if (slot.op == Slot::Op::Ejecting) {
+        if (slot.held_ost.size() < 64) // a guest writing _OST in a loop must not grow this for ever
+            slot.held_ost.emplace_back(event, status);
+        return;
+    }
     qmp::Json info = qmp::Json::object();
     if (slot.present() && slot.device_id)
         info["device"] = *slot.device_id;
@@ -247,7 +252,14 @@ void Machine::check_ejected(uint32_t index, std::chrono::steady_clock::time_poin
     slot.op = Slot::Op::None;
     slot.guest_view = Slot::GuestView::Offline;
     spdlog::info("cpu {}: ejected; vCPU {} parked", index, m_apic_ids[index]);
+    // QEMU's order: the CPU's APIC child goes first (it has no id, only a path), then the CPU, then the
+    // guest's _OST that followed its eject, which no longer names the device.
+    emit("DEVICE_DELETED", qmp::Json { { "path", deleted["path"].get<std::string>() + "/lapic" } });
     emit("DEVICE_DELETED", deleted);
+    auto held = std::move(slot.held_ost);
+    slot.held_ost.clear();
+    for (auto [event, status] : held)
+        on_ost(index, event, status);
 }
 
 void Machine::on_cpu_state(uint32_t index, bool online)

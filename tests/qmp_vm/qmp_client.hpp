@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <deque>
+#include <utility>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +54,8 @@ public:
     std::optional<Json> wait_event(std::string const& name, std::chrono::milliseconds timeout = 10s);
     // Events received so far and not yet taken by wait_event, in order.
     std::deque<Json> const& events() const { return m_events; }
+    // Takes every event received so far, in order.
+    std::deque<Json> take_events() { return std::exchange(m_events, {}); }
     // Reads whatever arrives during `duration` (sorting replies from events); false once EOF was seen.
     bool drain(std::chrono::milliseconds duration);
     // True once the server closed the connection (EOF or reset).
