@@ -1,4 +1,5 @@
-// AML encodings of the builder's constructs (ACPI 6.x chapter 20; the numbers are collected in specs.md §2.6).
+// AML encodings of the builder's constructs (ACPI 6.5 chapter 20: the grammar in §20.2, PkgLength in §20.2.4,
+// the opcode values in §20.3).
 #include <acpi/aml.hpp>
 #include <cpuplug/assert.hpp>
 

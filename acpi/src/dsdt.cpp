@@ -1,6 +1,6 @@
 // DSDT: the processor container \_SB.CPUS with one ACPI0007 device per possible CPU, \_S5 for soft-off and
 // the \_GPE scope, built as an AML tree; with CPU hotplug also QEMU's register block, helper methods and GPE
-// handler (specs.md §1.3, docs/acpi.md).
+// handler (modelled on build_cpus_aml() in QEMU's hw/acpi/cpu.c; the ASL and where it differs: docs/acpi.md).
 #include "madt.hpp"
 #include "sdt.hpp"
 
@@ -32,7 +32,7 @@ constexpr char CCMD[] = "\\_SB.PRES.CCMD";
 constexpr char CSEL[] = "\\_SB.PRES.CSEL";
 constexpr char CDAT[] = "\\_SB.PRES.CDAT";
 
-// Commands written to CCMD (specs.md §1.1).
+// Commands written to CCMD (QEMU's docs/specs/acpi_cpu_hotplug.rst; register table in docs/acpi.md).
 constexpr uint8_t COMMAND_NEXT_EVENT = 0; // select the next CPU with an event, from CSEL inclusive, wrapping
 constexpr uint8_t COMMAND_OST_EVENT = 1;  // the next CDAT write is an _OST source event
 constexpr uint8_t COMMAND_OST_STATUS = 2; // the next CDAT write is an _OST status

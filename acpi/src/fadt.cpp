@@ -1,5 +1,5 @@
 // FADT ("FACP") revision 6.3: fixed ACPI hardware at the q35-style PM block, not hardware-reduced
-// (offsets: specs.md §2.3; choices: docs/acpi.md).
+// (offsets: ACPI 6.5 §5.2.9, FADT; choices: docs/acpi.md).
 #include "sdt.hpp"
 
 #include <acpi/tables.hpp>

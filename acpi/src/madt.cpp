@@ -1,5 +1,5 @@
 // MADT ("APIC") revision 5: one entry per possible CPU (type 0 below APIC id 255, type 9 from there),
-// the IOAPIC, the ISA overrides for IRQ 0 and the SCI, and the LINT1 NMI (specs.md §2.5).
+// the IOAPIC, the ISA overrides for IRQ 0 and the SCI, and the LINT1 NMI (ACPI 6.5 §5.2.12; choices: docs/acpi.md).
 #include "madt.hpp"
 #include "sdt.hpp"
 

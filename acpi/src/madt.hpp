@@ -8,7 +8,8 @@
 
 namespace acpi::madt {
 
-// Processor flags (specs.md §2.5). ACPI 6.3 forbids setting both.
+// Processor flags (ACPI 6.5 §5.2.12.2, Local APIC flags; the x2APIC entry uses the same bits). ACPI 6.3 forbids
+// setting both.
 enum class CpuFlag : uint32_t {
     Enabled = 1u << 0,
     OnlineCapable = 1u << 1, // absent now, may be brought online later

@@ -1,4 +1,4 @@
-// RSDP: the 36-byte ACPI 2.0+ root pointer, pointing at the XSDT only (specs.md §2.1).
+// RSDP: the 36-byte ACPI 2.0+ root pointer, pointing at the XSDT only (ACPI 6.5 §5.2.5.3).
 #include "sdt.hpp"
 
 #include <acpi/checksum.hpp>

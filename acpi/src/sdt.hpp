@@ -1,4 +1,4 @@
-// Little-endian field writers and the common 36-byte SDT header shared by the table builders (specs.md §2.2).
+// Little-endian field writers and the common 36-byte SDT header shared by the table builders (ACPI 6.5 §5.2.6).
 #pragma once
 
 #include <cstddef>

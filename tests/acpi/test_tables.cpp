@@ -1,4 +1,5 @@
-// Table contents and layout: field offsets as in specs.md §2.1-2.5, checksums, and where build_tables() puts things.
+// Table contents and layout: field offsets as in ACPI 6.5 §5.2 (RSDP §5.2.5, header §5.2.6, FADT §5.2.9, MADT
+// §5.2.12), checksums, and where build_tables() puts things.
 #include "bytes.hpp"
 
 #include <acpi/checksum.hpp>
@@ -126,7 +127,8 @@ TEST_CASE("the XSDT lists the FADT then the MADT", "[acpi][tables]")
     CHECK(u64(xsdt, 44) == info(built, "APIC").address);
 }
 
-TEST_CASE("the FADT is revision 6.3 with the PM block at its specs.md offsets", "[acpi][tables][fadt]")
+// The offsets checked here are the FADT field offsets of ACPI 6.5 §5.2.9 (the FADT format table).
+TEST_CASE("the FADT is revision 6.3 with the PM block at its ACPI offsets", "[acpi][tables][fadt]")
 {
     auto built = build(make_config(8, 2));
     auto fadt = table(built, "FACP");

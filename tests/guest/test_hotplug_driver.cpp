@@ -15,7 +15,7 @@ using guest::hotplug::Refusal;
 
 namespace {
 
-// QEMU's register block (hw/acpi/cpu.c, specs.md §1.1) in memory, logging every access the way it would
+// QEMU's register block (hw/acpi/cpu.c; table in docs/acpi.md) in memory, logging every access the way it would
 // reach the VMM: "sel 3", "cmd 0", "rd data 3", "rd sts 0x3", "ctl 0x2", "wr data 1".
 class FakeBlock final : public guest::hotplug::Registers {
 public:

@@ -588,9 +588,9 @@ TEST_CASE("cpu hotplug: reset drops events and requests, keeps presence and the 
     CHECK(rig.gpes == 3);
 }
 
-// The guest's CSCN (specs.md §1.3) and the driver that mirrors it: from uid 0, select uid, command 0, read
-// the selected CPU from data (a smaller value means the search wrapped), act on its status, clear the
-// event, continue from the next uid. Repeats while a pass found anything.
+// The guest's CSCN (QEMU's, from hw/acpi/cpu.c; ours in docs/acpi.md) and the driver that mirrors it: from
+// uid 0, select uid, command 0, read the selected CPU from data (a smaller value means the search wrapped),
+// act on its status, clear the event, continue from the next uid. Repeats while a pass found anything.
 TEST_CASE("cpu hotplug: a CSCN-style scan sees every event exactly once", "[cpu_hotplug]")
 {
     constexpr uint32_t N = 16;

@@ -6,7 +6,7 @@ using namespace vmm;
 
 TEST_CASE("APIC ids follow QEMU's layout, leaving holes", "[topology]")
 {
-    CpuTopology t { 2, 1, 3, 2 }; // specs.md §4.5's example
+    CpuTopology t { 2, 1, 3, 2 }; // docs/smp.md's example (QEMU's include/hw/i386/topology.h layout)
     STATIC_REQUIRE(id_width(1) == 0);
     STATIC_REQUIRE(id_width(3) == 2);
     STATIC_REQUIRE(id_width(4) == 2);

@@ -1,5 +1,6 @@
 // The PVH loader: places a PVH ELF's segments in guest RAM and writes hvm_start_info version 1 with the
-// memory map and command line (specs.md §5.1).
+// memory map and command line (the PVH boot ABI, Xen's docs/misc/pvh.pandoc; struct hvm_start_info from Xen's
+// xen/include/public/arch-x86/hvm/start_info.h; layout in docs/boot.md).
 #pragma once
 
 #include "../memory/guest_memory.hpp"

@@ -1,4 +1,6 @@
-// VcpuThread: the KVM_RUN loop and the kick recipe (style.md §7).
+// VcpuThread: the KVM_RUN loop and the kick. A kick sets kvm_run.immediate_exit and sends the thread SIGRTMIN,
+// whose handler does nothing, so KVM_RUN returns EINTR; the flag is cleared after EINTR, and a stop that is not
+// acknowledged is re-signalled every 10 ms.
 #include "vcpu_thread.hpp"
 
 #include <atomic>

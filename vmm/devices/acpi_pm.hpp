@@ -1,6 +1,7 @@
 // The ACPI fixed-hardware block of QEMU q35 (ICH9 PM I/O at 0x600): PM1a event (status/enable), PM1a
 // control (soft-off via SLP_EN), the 3.579545 MHz PM timer and the GPE0 block (8 status + 8 enable bytes).
-// The SCI level is recomputed after every register write and every event (specs.md §2.4).
+// The SCI level is recomputed after every register write and every event, as QEMU's acpi_update_sci() does
+// (registers: ACPI 6.5 §4.8.4, PM1, and §4.8.5.1, GPE blocks).
 #pragma once
 
 #include "io_bus.hpp"

@@ -1,7 +1,8 @@
-// QEMU's "modern" ACPI CPU hotplug register block (specs.md §1.1): 12 bytes the guest's AML (and driver)
-// uses to find CPUs with pending insert/remove events, read their APIC ids, acknowledge events, report
-// _OST and eject. Register semantics follow QEMU's hw/acpi/cpu.c; ejects follow Cloud Hypervisor: the
-// guest may only eject a CPU whose removal the VMM asked for, and never the boot CPU.
+// QEMU's "modern" ACPI CPU hotplug register block (QEMU's docs/specs/acpi_cpu_hotplug.rst; table in
+// docs/acpi.md): 12 bytes the guest's AML (and driver) uses to find CPUs with pending insert/remove events,
+// read their APIC ids, acknowledge events, report _OST and eject. Register semantics follow QEMU's
+// hw/acpi/cpu.c; ejects follow Cloud Hypervisor: the guest may only eject a CPU whose removal the VMM asked
+// for, and never the boot CPU.
 #pragma once
 
 #include "io_bus.hpp"

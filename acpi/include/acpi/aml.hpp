@@ -1,4 +1,5 @@
-// AML builder: ASL-shaped C++ types that encode themselves as AML bytes (ACPI 6.x ch. 20, specs.md §2.6).
+// AML builder: ASL-shaped C++ types that encode themselves as AML bytes (ACPI 6.5 chapter 20, AML encoding;
+// the builder's rules are in docs/acpi.md).
 //
 //     using namespace acpi::aml;
 //     Scope("\\_SB", { Device("CPUS", { Name("_HID", String("ACPI0010")),

@@ -1,5 +1,6 @@
 // The ACPI tables cpuplug gives its guest (RSDP, XSDT, FADT, FACS, MADT, DSDT) and the layout of them in guest
-// memory. Offsets and values: specs.md §2.1-2.5; why these values: docs/acpi.md.
+// memory. Offsets: ACPI 6.5 §5.2 (RSDP §5.2.5, SDT header §5.2.6, XSDT §5.2.8, FADT §5.2.9, FACS §5.2.10,
+// MADT §5.2.12); the values and why: docs/acpi.md.
 #pragma once
 
 #include <acpi/aml.hpp>
@@ -27,9 +28,10 @@ struct PlatformConfig {
     uint64_t lapic_address = 0xFEE00000;
     uint64_t ioapic_address = 0xFEC00000;
     uint8_t ioapic_id = 0;
-    // QEMU's "modern" CPU-hotplug interface (specs.md §1): the register block \_SB.PRES at
-    // cpu_hotplug_base (CPU_HOTPLUG_LENGTH bytes of I/O space), _STA/_MAT/_EJ0/_OST on every CPU object and
-    // \_GPE._E02 to scan for events. Off, CPU objects report the fixed `present` state.
+    // QEMU's "modern" CPU-hotplug interface (QEMU's hw/acpi/cpu.c and docs/specs/acpi_cpu_hotplug.rst;
+    // register table in docs/acpi.md): the register block \_SB.PRES at cpu_hotplug_base (CPU_HOTPLUG_LENGTH
+    // bytes of I/O space), _STA/_MAT/_EJ0/_OST on every CPU object and \_GPE._E02 to scan for events. Off,
+    // CPU objects report the fixed `present` state.
     bool cpu_hotplug = false;
     uint16_t cpu_hotplug_base = 0x0CD8; // q35's address
     uint32_t boot_cpu = 0;              // index into cpus; the one CPU without _EJ0

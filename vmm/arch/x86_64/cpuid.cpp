@@ -1,5 +1,7 @@
-// build_cpuid: KVM passes host topology through and leaves the hypervisor bit off (specs.md §4.6); every
-// leaf that names a CPU or the topology is rewritten here, per vCPU.
+// build_cpuid: KVM passes host topology through and leaves the hypervisor bit off (Linux arch/x86/kvm/cpuid.c);
+// every leaf that names a CPU or the topology is rewritten here, per vCPU. Leaf layouts: Intel SDM vol. 2A,
+// CPUID (leaves 1, 0xB, 0x1F); AMD APM vol. 3, appendix E (0x80000008, 0x8000001E); KVM's leaves: Linux
+// Documentation/virt/kvm/x86/cpuid.rst. What each vCPU gets: docs/smp.md.
 #include "cpuid.hpp"
 
 #include <guest/abi/status_port.hpp>

@@ -1,5 +1,5 @@
-// Register state for entering a guest: the PVH 32-bit entry state (specs.md §5.1). Pure functions over
-// KVM's structures, so the exact bits are unit-tested.
+// Register state for entering a guest: the PVH 32-bit entry state (the PVH boot ABI, Xen's docs/misc/pvh.pandoc;
+// see docs/boot.md). Pure functions over KVM's structures, so the exact bits are unit-tested.
 #pragma once
 
 #include <linux/kvm.h>

@@ -1,5 +1,7 @@
-// QEMU's "modern" ACPI CPU hotplug register block (specs.md §1.1), shared by the VMM's device model and the
-// guest's driver, plus the _OST codes of the hotplug contract (specs.md §1.4).
+// QEMU's "modern" ACPI CPU hotplug register block (QEMU's hw/acpi/cpu.c and docs/specs/acpi_cpu_hotplug.rst;
+// table in docs/acpi.md), shared by the VMM's device model and the guest's driver, plus the _OST codes of the
+// hotplug contract (ACPI 6.5 §6.3.5, _OST; the eject codes as Linux's include/linux/acpi.h names them; the flows
+// are in docs/hotplug.md).
 #pragma once
 
 #include <cstdint>
