@@ -46,6 +46,20 @@ private:
     bool m_take;
 };
 
+} // namespace
+
+// A single-instance state's callbacks, for the setup_state* forms.
+Cpuhp::Step Cpuhp::single_step(CpuhpCallback startup, CpuhpCallback teardown, void* data)
+{
+    Step step;
+    step.startup = startup;
+    step.teardown = teardown;
+    step.data = data;
+    return step;
+}
+
+namespace {
+
 CpuhpState min_state(CpuhpState a, CpuhpState b) { return a < b ? a : b; }
 CpuhpState max_state(CpuhpState a, CpuhpState b) { return a > b ? a : b; }
 
@@ -858,41 +872,25 @@ int Cpuhp::install(CpuhpState state, char const* name, Step const& callbacks, bo
 
 int Cpuhp::setup_state(CpuhpState state, char const* name, CpuhpCallback startup, CpuhpCallback teardown, void* data)
 {
-    Step step;
-    step.startup = startup;
-    step.teardown = teardown;
-    step.data = data;
-    return install(state, name, step, true, false);
+    return install(state, name, single_step(startup, teardown, data), true, false);
 }
 
 int Cpuhp::setup_state_cpuslocked(CpuhpState state, char const* name, CpuhpCallback startup,
     CpuhpCallback teardown, void* data)
 {
-    Step step;
-    step.startup = startup;
-    step.teardown = teardown;
-    step.data = data;
-    return install(state, name, step, true, true);
+    return install(state, name, single_step(startup, teardown, data), true, true);
 }
 
 int Cpuhp::setup_state_nocalls(CpuhpState state, char const* name, CpuhpCallback startup, CpuhpCallback teardown,
     void* data)
 {
-    Step step;
-    step.startup = startup;
-    step.teardown = teardown;
-    step.data = data;
-    return install(state, name, step, false, false);
+    return install(state, name, single_step(startup, teardown, data), false, false);
 }
 
 int Cpuhp::setup_state_nocalls_cpuslocked(CpuhpState state, char const* name, CpuhpCallback startup,
     CpuhpCallback teardown, void* data)
 {
-    Step step;
-    step.startup = startup;
-    step.teardown = teardown;
-    step.data = data;
-    return install(state, name, step, false, true);
+    return install(state, name, single_step(startup, teardown, data), false, true);
 }
 
 int Cpuhp::setup_state_multi(CpuhpState state, char const* name, CpuhpMultiCallback startup,

@@ -455,8 +455,9 @@ TEST_CASE("SetTarget and SetFail drive the hotplug core, with a one-shot failure
 
     CHECK(f.request(control::Command::SetTarget, 1, 2) == 0);
     CHECK(f.hotplug->state(1) == CpuhpState::BpPrepareDyn);
-    CHECK(f.request(control::Command::SetTarget, 1, 1) == 0); // down again
-    CHECK(f.hotplug->state(1) == CpuhpState::PercpuPrepare);
+    // Down again: refused while the boot CPU is the only one online, as Linux's _cpu_down() (-EBUSY).
+    CHECK(f.request(control::Command::SetTarget, 1, 1) == -cpuplug::ERR_BUSY);
+    CHECK(f.hotplug->state(1) == CpuhpState::BpPrepareDyn);
 
     CHECK(f.request(control::Command::SetFail, 3, 1) == 0);
     CHECK(f.request(control::Command::SetFail, 3, cpuplug::CPUHP_INVALID) == 0);
@@ -473,7 +474,7 @@ TEST_CASE("the control page refuses what it cannot trust", "[guest][control]")
     CHECK(f.request(control::Command::SetTarget, 1, 11) == -cpuplug::ERR_INVAL);         // cpu:bringup, cant_stop
     CHECK(f.request(control::Command::SetTarget, 1, 5) == -cpuplug::ERR_INVAL);          // an unnamed slot
     CHECK(f.request(control::Command::SetTarget, 2, 1) == -cpuplug::ERR_INVAL);          // possible, not present
-    CHECK(f.request(control::Command::SetTarget, 0, 0) == -cpuplug::ERR_PERM);           // the boot CPU
+    CHECK(f.request(control::Command::SetTarget, 0, 0) == -cpuplug::ERR_BUSY);           // the only online CPU
     CHECK(f.request(control::Command::SetFail, 1, 36) == -cpuplug::ERR_INVAL);
     CHECK(f.request(control::Command::SetFail, 1, 13) == -cpuplug::ERR_INVAL);           // STARTING
     CHECK(f.request(control::Command::None) == -cpuplug::ERR_INVAL);

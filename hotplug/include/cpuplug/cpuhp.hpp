@@ -201,6 +201,7 @@ private:
     bool step_empty(bool bringup, Step const& step) const;
 
     // Registration.
+    static Step single_step(CpuhpCallback startup, CpuhpCallback teardown, void* data);
     int install(CpuhpState state, char const* name, Step const& callbacks, bool invoke, bool cpus_held);
     bool cpus_read_held(CpuhpState state);
     int reserve_dynamic(CpuhpState first);
