@@ -832,7 +832,6 @@ cpuplug::Result<void, std::string> Machine::reset_machine()
             slot.op = Slot::Op::None;
         slot.guest_view = Slot::GuestView::Offline; // the new guest reports its CPUs again
         slot.held_ost.clear();
-        slot.removal_withdrawn = false;
     }
     m_slots.front().guest_view = Slot::GuestView::Online;
     if (m_cpu_hotplug)

@@ -183,9 +183,6 @@ private:
         // _OST writes (event, status) that came while the ejected vCPU was stopping: QEMU removes the
         // device inside the eject write, so its DEVICE_DELETED always precedes them. They follow ours.
         std::vector<std::pair<uint32_t, uint32_t>> held_ost;
-        // A removal withdrawn at its deadline before the guest acknowledged it: a late acknowledgement
-        // (_OST 0x84) resumes it, so the guest's eject still completes it (docs/hotplug.md).
-        bool removal_withdrawn { false };
         bool present() const { return !qom_path.empty(); }
     };
     std::vector<Slot> m_slots;

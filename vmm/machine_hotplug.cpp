@@ -138,7 +138,6 @@ void Machine::unplug_now(std::vector<uint32_t> const& indexes, qmp::Reply reply)
     for (auto index : indexes) {
         m_slots[index].op = Slot::Op::Unplugging;
         m_slots[index].deadline = deadline;
-        m_slots[index].removal_withdrawn = false;
     }
     arm_hotplug_timer();
     reply(qmp::Json::object()); // as QEMU: the request is sent; DEVICE_DELETED says it is done
@@ -176,18 +175,6 @@ void Machine::on_ost(uint32_t index, uint32_t event, uint32_t status)
     emit("ACPI_DEVICE_OST", qmp::Json { { "info", info } });
 
     using namespace cpu_hotplug;
-    if (event == OST_EJECT_REQUEST && status == OST_EJECT_IN_PROGRESS) {
-        // The guest took the removal on: from here it has no deadline, as in QEMU; it ends with the
-        // guest's eject (DEVICE_DELETED) or its refusal (DEVICE_UNPLUG_GUEST_ERROR).
-        if (slot.op == Slot::Op::Unplugging)
-            slot.deadline = std::chrono::steady_clock::time_point::max();
-        else if (slot.op == Slot::Op::None && slot.removal_withdrawn && m_cpu_hotplug->resume_remove(index)) {
-            spdlog::info("cpu {}: the guest took on its removal after the timeout; its eject will complete it", index);
-            slot.op = Slot::Op::Unplugging;
-            slot.deadline = std::chrono::steady_clock::time_point::max();
-        }
-        slot.removal_withdrawn = false;
-    }
     if (event == OST_EJECT_REQUEST && slot.op == Slot::Op::Unplugging && status != OST_SUCCESS
         && status != OST_EJECT_IN_PROGRESS) {
         // The guest refused: the CPU stays, and the client learns it as from QEMU.
@@ -264,7 +251,6 @@ void Machine::check_ejected(uint32_t index, std::chrono::steady_clock::time_poin
     slot.device_id.reset();
     slot.op = Slot::Op::None;
     slot.guest_view = Slot::GuestView::Offline;
-    slot.removal_withdrawn = false;
     spdlog::info("cpu {}: ejected; vCPU {} parked", index, m_apic_ids[index]);
     // QEMU's order: the CPU's APIC child goes first (it has no id, only a path), then the CPU, then the
     // guest's _OST that followed its eject, which no longer names the device.
@@ -317,19 +303,15 @@ void Machine::check_hotplug_deadlines()
         auto& slot = m_slots[index];
         if (slot.op != Slot::Op::Plugging && slot.op != Slot::Op::Unplugging)
             continue;
-        if (slot.deadline == std::chrono::steady_clock::time_point::max())
-            continue; // acknowledged by the guest: no deadline
         if (now < slot.deadline) {
             waiting = true;
             continue;
         }
         if (slot.op == Slot::Op::Unplugging) {
-            // Only a removal the guest never acknowledged gets here (an acknowledged one has no deadline).
-            spdlog::warn("cpu {}: the guest did not take on its removal within {} ms; it stays plugged", index,
+            spdlog::warn("cpu {}: the guest did not complete its removal within {} ms; it stays plugged", index,
                 m_config.unplug_timeout.count());
             m_cpu_hotplug->cancel_remove(index);
             slot.op = Slot::Op::None;
-            slot.removal_withdrawn = true;
             emit("DEVICE_UNPLUG_GUEST_ERROR", slot_json(index));
         } else {
             spdlog::warn("cpu {}: the guest has not brought the hot-added CPU online", index);

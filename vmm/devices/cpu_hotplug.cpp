@@ -256,15 +256,6 @@ void CpuHotplugDevice::cancel_remove(uint32_t index)
     slot.unplug_requested = false;
 }
 
-bool CpuHotplugDevice::resume_remove(uint32_t index)
-{
-    std::lock_guard lock(m_mutex);
-    if (index >= possible() || index == m_boot_index || !m_slots[index].present)
-        return false;
-    m_slots[index].unplug_requested = true;
-    return true;
-}
-
 void CpuHotplugDevice::reset()
 {
     std::lock_guard lock(m_mutex);

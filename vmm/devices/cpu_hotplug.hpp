@@ -55,9 +55,6 @@ public:
     // A removal the guest refused or never finished: the event, the firmware hand-off and the request are
     // dropped; the CPU stays present. An invalid index is ignored.
     void cancel_remove(uint32_t index);
-    // The guest acknowledged a removal that was withdrawn (its timeout ran out meanwhile): its eject is
-    // honoured again, without a new event. False for the boot CPU or an absent slot.
-    bool resume_remove(uint32_t index);
     // system_reset: pending events, requests and _OST results cleared; presence and the selector kept;
     // the command back to 0.
     void reset();
