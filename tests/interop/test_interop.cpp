@@ -466,14 +466,11 @@ TEST_CASE("a whole socket is hot-added one CPU after another, then removed", "[i
 
 int main(int argc, char* argv[])
 {
+    if (!test_support::kvm_cases_can_run(argc, argv))
+        return 77;
     bool listing = false;
     for (int i = 1; i < argc; ++i)
         listing = listing || std::string(argv[i]).rfind("--list", 0) == 0;
-    if (!listing && !test_support::kvm_available()) {
-        std::printf("cpuplug-skip: /dev/kvm is not usable here (ctest runs these cases in the nested VM: "
-                    "docs/development.md)\n");
-        return 77;
-    }
     g_qemu = find_qemu();
     if (g_qemu.empty())
         g_qemu_missing = std::getenv("CPUPLUG_QEMU") && *std::getenv("CPUPLUG_QEMU")

@@ -7,18 +7,9 @@
 
 #include "support/process.hpp"
 
-#include <cstdio>
-#include <cstring>
-
 int main(int argc, char* argv[])
 {
-    bool listing = false;
-    for (int i = 1; i < argc; ++i)
-        listing = listing || std::strncmp(argv[i], "--list", 6) == 0;
-    if (!listing && !test_support::kvm_available()) {
-        std::printf("cpuplug-skip: /dev/kvm is not usable here (ctest runs these cases in the nested VM: "
-                    "docs/development.md)\n");
+    if (!test_support::kvm_cases_can_run(argc, argv))
         return 77;
-    }
     return Catch::Session().run(argc, argv);
 }

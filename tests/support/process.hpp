@@ -59,5 +59,8 @@ private:
 
 // The /dev/kvm check every KVM test binary makes: exit code 77 (ctest SKIP_RETURN_CODE) without it.
 bool kvm_available();
+// For a KVM test binary's main(): false (after printing the skip line ctest reads) when the cases cannot
+// run here; listing them (--list-*) never needs KVM.
+bool kvm_cases_can_run(int argc, char* argv[]);
 
 } // namespace test_support
