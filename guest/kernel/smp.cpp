@@ -40,6 +40,7 @@ constexpr size_t USER_STACK_SIZE = 16384;   // the CPL3 kernel, the hotplug core
 constexpr uint64_t RUN_ON_CPU_TIMEOUT_NS = 20'000'000'000;
 
 Config g_config;
+std::atomic<uint64_t> g_wakeups_to_aps { 0 }; // counted for smp.lose_wakeups
 uint32_t g_possible = 0;
 uint32_t g_boot_cpu = 0;
 uint32_t g_cpu_apic[GUEST_MAX_CPUS];
@@ -165,6 +166,10 @@ public:
             target->wake.fetch_add(1, std::memory_order_release);
             return;
         }
+        // Fault injection: the hypervisor "loses" this IPI to an AP; the AP's next recheck must find the news.
+        if (g_config.lose_wakeups != 0 && cpu != g_boot_cpu
+            && g_wakeups_to_aps.fetch_add(1, std::memory_order_relaxed) % g_config.lose_wakeups == 0)
+            return;
         if (!apic::x2apic()) {
             apic::send_ipi(target->apic_id, VECTOR_WAKE); // MMIO from CPL3: no system call to save
             return;
@@ -317,6 +322,7 @@ Config config_from(guest::Cmdline const& cmdline)
     config.init_udelay_us = cmdline.get_u64("cpu_init_udelay", 10000);
     config.trace_steps = cmdline.get_bool("cpuhp.trace", false);
     config.test_states = cmdline.get_bool("cpuhp.test_states", false);
+    config.lose_wakeups = cmdline.get_u64("smp.lose_wakeups", 0);
     return config;
 }
 
@@ -518,7 +524,7 @@ extern "C" [[noreturn]] void ap_main(kernel::PerCpu* me)
         uint32_t seen = me->wake.load(std::memory_order_acquire);
         uint32_t posted = me->posted.load(std::memory_order_acquire);
         if (posted == me->done.load(std::memory_order_relaxed)) {
-            wait_once(*me, seen, 0);
+            wait_once(*me, seen, ns_to_timer_ticks(IDLE_RECHECK_NS));
             continue;
         }
         me->work_result = me->work(me->work_arg);

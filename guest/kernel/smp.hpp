@@ -18,6 +18,7 @@ struct Config {
     uint64_t init_udelay_us { 10000 }; // cpu_init_udelay=
     bool trace_steps { false };        // cpuhp.trace=1: report every step to the VMM
     bool test_states { false };        // cpuhp.test_states=1: no-op states in both dynamic ranges
+    uint64_t lose_wakeups { 0 };       // smp.lose_wakeups=N: one in N wake-up IPIs to APs is not sent, the first included
 };
 Config config_from(guest::Cmdline const& cmdline);
 
