@@ -861,6 +861,8 @@ void Machine::quit(qmp::Reply reply)
     // SHUTDOWN goes out before the reply, as in QEMU; the process then ends.
     request_exit({ EXIT_OK, "quit requested over QMP", false, "host-qmp-quit" });
     reply(qmp::Json::object());
+    // Commands still waiting for the guest are answered now, while their clients can still read it.
+    fail_guest_calls("the VM is shutting down");
 }
 
 } // namespace vmm

@@ -121,6 +121,8 @@ private:
     void send_guest_call();
     void guest_call_answered(uint32_t seq);
     void finish_guest_call(cpuplug::Result<std::vector<uint8_t>, std::string> result);
+    // Every call queued or in flight fails with `why` (the VM is ending: no answer is coming).
+    void fail_guest_calls(std::string const& why);
     void cpuhp_with_states(qmp::CpuhpRequest const& request, qmp::Reply reply, std::vector<uint8_t> const& page);
 
     void vcpu_failed(uint32_t vcpu_id, std::string const& reason) override;

@@ -326,6 +326,13 @@ void Machine::check_hotplug_deadlines()
 
 void Machine::guest_call(GuestCall call)
 {
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_exit) {
+            call.done(cpuplug::unexpected(std::string("the VM is shutting down")));
+            return;
+        }
+    }
     if (m_control_page == 0) {
         call.done(cpuplug::unexpected(std::string(
             "the guest has no control page: x-cpuhp commands need cpuplug's guest, once it has booted")));
@@ -384,6 +391,16 @@ void Machine::finish_guest_call(cpuplug::Result<std::vector<uint8_t>, std::strin
             if (!m_guest_call_sent)
                 send_guest_call();
         });
+}
+
+void Machine::fail_guest_calls(std::string const& why)
+{
+    m_guest_call_timer.cancel();
+    m_guest_call_sent = false; // an answer still on its way is ignored
+    auto calls = std::move(m_guest_calls);
+    m_guest_calls.clear();
+    for (auto& call : calls)
+        call.done(cpuplug::unexpected(why));
 }
 
 namespace {

@@ -22,11 +22,13 @@
 // Every line the session sends is checked (__builtin_trap on a violation): valid JSON, an object,
 // printable ASCII only (so no raw newline); the greeting first, exactly; events only when negotiated;
 // every other line a reply: exactly one of "return"/"error" plus an optional "id", an error being
-// {"class": one of QEMU's five, "desc": string}; the n-th reply answers the n-th JSON text the stream
-// produced (a second JsonStream fed the same chunks), so there are never more replies than texts, the id
-// is the request's own, negotiation comes first, and echo commands get their arguments back unchanged.
-// Finally the replies must match, or be a prefix of, those of a reference session that was fed the
-// whole input at once and answered everything at once: splitting and timing change nothing else.
+// {"class": one of QEMU's five, "desc": string}; each reply answers the request the session names (the
+// n-th JSON text or framing error a second JsonStream fed the same chunks produced), once, after every
+// request before it except guest-waiting ones (Command::waits_for_guest) when it is not one itself; so
+// there are never more replies than texts, the id is the request's own, negotiation comes first, and echo
+// commands get their arguments back unchanged. Finally each request's reply must be the one a reference
+// session gave it, fed the whole input at once and answering everything at once, and with everything
+// answered there must be as many: splitting and timing change nothing else.
 #include "qmp/commands.hpp"
 #include "qmp/endpoint.hpp"
 #include "qmp/json_format.hpp"
@@ -41,6 +43,7 @@
 #include <cstring>
 #include <iterator>
 #include <memory>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -149,6 +152,7 @@ public:
         : m_config(config)
         , m_reference(reference)
         , m_rng { 0x51ed270b0b5d4c1full ^ (uint64_t(config.seed) << 8) ^ config.actions }
+        , m_guest_rng { 0x9e3779b97f4a7c15ull ^ (uint64_t(config.seed) << 8) ^ config.actions }
     {
         for (auto action : ACTIONS)
             if (config.actions & (1u << static_cast<unsigned>(action)))
@@ -208,7 +212,9 @@ public:
         check_indexes(indexes, true);
         act(std::move(reply), std::nullopt);
     }
-    void cpuhp(CpuhpRequest const&, Reply reply) override { act(std::move(reply), std::nullopt); }
+    // The x-cpuhp commands wait for the guest and may run after requests sent later: their own stream of
+    // choices keeps each command's the same as the reference's, whatever the order.
+    void cpuhp(CpuhpRequest const&, Reply reply) override { act(std::move(reply), std::nullopt, m_guest_rng); }
 
     static void answer(Pending pending)
     {
@@ -234,11 +240,12 @@ private:
         }
     }
 
-    void act(Reply reply, std::optional<RunState> next)
+    void act(Reply reply, std::optional<RunState> next) { act(std::move(reply), next, m_rng); }
+    void act(Reply reply, std::optional<RunState> next, Rng& rng)
     {
         if (next)
             m_state = *next;
-        uint64_t r = m_rng.next();
+        uint64_t r = rng.next();
         Action action = m_enabled[r % m_enabled.size()];
         size_t error_class = (r >> 8) % std::size(ERROR_CLASSES);
         switch (action) {
@@ -273,6 +280,7 @@ private:
     Config m_config;
     bool m_reference;
     Rng m_rng;
+    Rng m_guest_rng;
     std::vector<Action> m_enabled;
     RunState m_state { RunState::Running };
 };
@@ -333,15 +341,18 @@ public:
         : m_config(config)
         , m_reference(reference)
         , m_backend(config, reference)
-        , m_texts({ [this](std::string text) { m_items.push_back({ true, std::move(text) }); },
+        , m_texts({ [this](std::string text) {
+                       bool guest = waits_for_guest(text);
+                       m_items.push_back({ true, std::move(text), guest });
+                   },
               [this](std::string) { m_items.push_back({ false, {} }); } })
     {
         add_machine_commands(m_table, m_backend, version());
         add_hotplug_commands(m_table, m_backend);
         add_fuzz_commands(m_table);
         m_session = std::make_shared<Session>(m_table,
-            Session::Callbacks { [this](std::string line) { on_send(std::move(line)); },
-                [this] { on_drained(); } });
+            Session::Callbacks { [this](std::string line) { on_send(std::move(line)); }, [this] { on_drained(); },
+                [this](uint64_t request) { m_answering = request; } });
         m_weak = m_session;
         m_event_line = to_qmp_text(make_event("STOP", std::nullopt));
     }
@@ -422,13 +433,25 @@ public:
         return complete;
     }
 
-    std::vector<std::string> const& replies() const { return m_replies; }
+    // (request number, reply line) in the order the replies went out.
+    std::vector<std::pair<size_t, std::string>> const& replies() const { return m_replies; }
 
 private:
     struct Item {
         bool message { false }; // a JSON text, or a framing error
         std::string text;
+        bool guest { false };    // it names a command that waits for the guest
+        bool answered { false };
     };
+
+    bool waits_for_guest(std::string const& text) const
+    {
+        Json request = Json::parse(text, nullptr, false);
+        if (!request.is_object() || !request.contains("execute") || !request["execute"].is_string())
+            return false;
+        auto const* command = m_table.find(request["execute"].get<std::string>());
+        return command && command->waits_for_guest;
+    }
 
     void answer_kept()
     {
@@ -452,7 +475,7 @@ private:
     void on_drained()
     {
         auto session = m_weak.lock();
-        CHECK(session && session->backlog() == 0, "drained with a backlog");
+        CHECK(session && session->wants_input(), "drained while it wants no input");
     }
 
     void on_send(std::string line)
@@ -481,10 +504,19 @@ private:
             return;
         }
 
-        size_t index = m_replies.size();
+        // The session names the request; it must be one not yet answered, and the order QMP promises
+        // must hold: every request before it is answered, except, when it does not wait for the guest
+        // itself, requests that do.
+        CHECK(m_answering.has_value(), line);
+        size_t index = *m_answering;
+        m_answering.reset();
         CHECK(index < m_items.size(), line); // never more replies than JSON texts
+        CHECK(!m_items[index].answered, line);
+        for (size_t before = 0; before < index; ++before)
+            CHECK(m_items[before].answered || (m_items[before].guest && !m_items[index].guest), line);
+        m_items[index].answered = true;
         check_reply(message, m_items[index], line);
-        m_replies.push_back(line);
+        m_replies.push_back({ index, line });
 
         if (!m_reference && m_config.close_after != 0 && m_replies.size() == m_config.close_after) {
             // The server's way of dropping a client that does not read: close, then let go.
@@ -550,12 +582,13 @@ private:
     bool m_reference;
     FakeBackend m_backend;
     CommandTable m_table;
-    JsonStream m_texts; // the same bytes, framed independently: the n-th reply answers the n-th item
+    JsonStream m_texts; // the same bytes, framed independently: request n is m_items[n]
     std::vector<Item> m_items;
+    std::optional<uint64_t> m_answering; // the request the next reply answers, as the session announced
     std::shared_ptr<Session> m_session; // the owner's reference
     std::weak_ptr<Session> m_weak;
     std::string m_event_line;
-    std::vector<std::string> m_replies;
+    std::vector<std::pair<size_t, std::string>> m_replies;
     size_t m_lines { 0 };
     size_t m_events_sent { 0 };
     bool m_greeted { false };
@@ -589,7 +622,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     // the same run.
     bool same_run = config.split == 0 && (config.actions & (1u << static_cast<unsigned>(Action::Later))) == 0
         && config.close_after == 0;
-    std::vector<std::string> expected;
+    std::vector<std::pair<size_t, std::string>> expected;
     if (!same_run) {
         Client reference(config, true);
         reference.greet();
@@ -623,9 +656,14 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     auto const& got = client.replies();
     if (same_run)
         return 0;
+    // Each request's reply is the reference's; the order may differ where QMP allows it (checked above).
+    std::map<size_t, std::string> reference(expected.begin(), expected.end());
     CHECK(got.size() <= expected.size(), "more replies than the reference");
-    for (size_t i = 0; i < got.size(); ++i)
-        CHECK(got[i] == expected[i], got[i] + "\n  reference: " + expected[i]);
+    for (auto const& [request, line] : got) {
+        auto it = reference.find(request);
+        CHECK(it != reference.end(), line + "\n  reference: no reply");
+        CHECK(line == it->second, line + "\n  reference: " + it->second);
+    }
     if (complete)
         CHECK(got.size() == expected.size(), "fewer replies than the reference");
     return 0;

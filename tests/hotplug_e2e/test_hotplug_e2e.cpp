@@ -315,6 +315,28 @@ TEST_CASE("hot-plug and removal complete when the hypervisor loses the wake-ups 
     }
 }
 
+TEST_CASE("a guest that does not answer holds up neither query-status nor quit on the same connection", "[hotplug-e2e]")
+{
+    HotplugVm vm({ "--cpus", TOPOLOGY, "--hotplug" }, 2);
+    REQUIRE(vm.qmp->execute("stop") == ok()); // a paused guest cannot answer x-query-cpuhp
+    REQUIRE(vm.qmp->send(Json { { "execute", "x-query-cpuhp" }, { "id", "guest" } }));
+    REQUIRE(vm.qmp->send(Json { { "execute", "query-status" }, { "id", "status" } }));
+    // Before the guest call gives up (30 s): query-status is answered first, then quit; the guest call
+    // then fails on its own rather than leave its client waiting on a VM that is gone.
+    auto status = vm.qmp->read_reply();
+    REQUIRE(status);
+    CHECK(*status == with_id(Json { { "return", { { "running", false }, { "status", "paused" } } } }, "status"));
+    REQUIRE(vm.qmp->send(Json { { "execute", "quit" }, { "id", "quit" } }));
+    auto quit = vm.qmp->read_reply();
+    REQUIRE(quit);
+    CHECK(*quit == with_id(ok(), "quit"));
+    auto guest = vm.qmp->read_reply();
+    REQUIRE(guest);
+    CHECK(*guest == with_id(Json { { "error", { { "class", "GenericError" }, { "desc", "the VM is shutting down" } } } }, "guest"));
+    CHECK(vm.qmp->wait_closed());
+    CHECK(vm.process->wait(10s).exit_code == 0);
+}
+
 TEST_CASE("a removal vetoed by fail injection fails with DEVICE_UNPLUG_GUEST_ERROR and the CPU stays online",
     "[hotplug-e2e]")
 {

@@ -534,6 +534,93 @@ TEST_CASE("two asynchronous commands in a row are answered in order", "[session]
     CHECK(harness.session->backlog() == 0);
 }
 
+namespace {
+
+// "guest" waits for the guest (Command::waits_for_guest) and keeps its Reply; "slow" and "fast" as above.
+struct GuestHarness : AsyncHarness {
+    std::vector<Reply> guest_pending;
+    std::vector<uint64_t> answered; // the request numbers the session announced
+
+    GuestHarness()
+    {
+        vmm::qmp::Command guest { "guest", {}, [this](Json const&, Reply reply) { guest_pending.push_back(std::move(reply)); } };
+        guest.waits_for_guest = true;
+        table.add(std::move(guest));
+        session = std::make_shared<vmm::qmp::Session>(table,
+            vmm::qmp::Session::Callbacks { [this](std::string line) { lines.push_back(std::move(line)); },
+                [this] { ++drained; }, [this](uint64_t request) { answered.push_back(request); } });
+        negotiate();
+        answered.clear();
+    }
+};
+
+} // namespace
+
+TEST_CASE("a command waiting for the guest holds back none of the requests after it", "[session]")
+{
+    GuestHarness harness;
+    CHECK(harness.feed(R"({"execute": "guest", "id": 1}{"execute": "fast", "id": 2}{"execute": "query-status-like", "id": 3})")
+        == Lines { R"({"return": {}, "id": 2})",
+            R"({"error": {"class": "CommandNotFound", "desc": "The command query-status-like has not been found"}, "id": 3})" });
+    CHECK(harness.answered == std::vector<uint64_t> { 2, 3 });
+    REQUIRE(harness.guest_pending.size() == 1);
+    // The server reads on meanwhile, and its requests are answered at once too.
+    CHECK(harness.session->wants_input());
+    CHECK(harness.session->backlog() == 1);
+    CHECK(harness.feed(R"({"execute": "fast", "id": 4})") == Lines { R"({"return": {}, "id": 4})" });
+    harness.lines.clear();
+    harness.guest_pending[0](Json { { "cpus", 2 } });
+    CHECK(harness.lines == Lines { R"({"return": {"cpus": 2}, "id": 1})" });
+    CHECK(harness.answered == std::vector<uint64_t> { 2, 3, 4, 1 });
+    CHECK(harness.session->backlog() == 0);
+}
+
+TEST_CASE("commands waiting for the guest run one at a time, in order, each after the requests before it", "[session]")
+{
+    GuestHarness harness;
+    // g1 waits for slow (sent before it); g2 for g1; fast, sent last, only for slow.
+    CHECK(harness.feed(R"({"execute": "slow", "id": "s"}{"execute": "guest", "id": "g1"}{"execute": "guest", "id": "g2"})"
+                       R"({"execute": "fast", "id": "f"})")
+              .empty());
+    CHECK(harness.guest_pending.empty());
+    CHECK(!harness.session->wants_input());
+    harness.lines.clear();
+    harness.pending.at(0)(Json::object());
+    CHECK(harness.lines == Lines { R"({"return": {}, "id": "s"})", R"({"return": {}, "id": "f"})" });
+    REQUIRE(harness.guest_pending.size() == 1); // g1 started, g2 waits for it
+    CHECK(harness.session->wants_input());
+    CHECK(harness.session->backlog() == 2);
+    harness.lines.clear();
+    harness.guest_pending[0](cpuplug::unexpected(generic_error("the guest did not answer")));
+    CHECK(harness.lines == Lines { generic("the guest did not answer") + R"(, "id": "g1"})" });
+    REQUIRE(harness.guest_pending.size() == 2);
+    harness.lines.clear();
+    harness.guest_pending[1](Json::object());
+    CHECK(harness.lines == Lines { R"({"return": {}, "id": "g2"})" });
+    CHECK(harness.answered == std::vector<uint64_t> { 1, 4, 2, 3 }); // 0 was qmp_capabilities
+    CHECK(harness.session->backlog() == 0);
+}
+
+TEST_CASE("reading stops once enough commands wait for the guest, and resumes as they are answered", "[session]")
+{
+    GuestHarness harness;
+    std::string requests;
+    for (size_t i = 0; i <= vmm::qmp::Session::MAX_QUEUED_GUEST_CALLS; ++i)
+        requests += R"({"execute": "guest"})";
+    CHECK(harness.feed(requests).empty());
+    CHECK(!harness.session->wants_input()); // one running, MAX_QUEUED_GUEST_CALLS queued
+    size_t drained_before = harness.drained;
+    harness.guest_pending.at(0)(Json::object());
+    CHECK(harness.session->wants_input());
+    CHECK(harness.drained == drained_before + 1);
+    // A malformed guest command is still answered in its turn, with QEMU's error.
+    harness.feed(R"({"execute": "guest", "arguments": {"x": 1}})");
+    for (size_t i = 1; i <= vmm::qmp::Session::MAX_QUEUED_GUEST_CALLS; ++i)
+        harness.guest_pending.at(i)(Json::object());
+    CHECK(harness.lines.back() == generic("Parameter 'x' is unexpected") + "}");
+    CHECK(harness.session->backlog() == 0);
+}
+
 TEST_CASE("backlog counts queued framing errors and drained fires once all is answered", "[session]")
 {
     AsyncHarness harness;

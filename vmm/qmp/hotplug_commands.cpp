@@ -270,20 +270,26 @@ void add_hotplug_commands(CommandTable& table, Backend& backend)
     table.add({ "x-socket-del", { { "socket-id", ArgType::Integer } },
         [&backend](Json const& arguments, Reply reply) { socket_del(backend, arguments, std::move(reply)); } });
 
+    // The x-cpuhp commands are answered by the guest's state machine: they wait for its software.
     using Kind = CpuhpRequest::Kind;
-    table.add({ "x-query-cpuhp", {},
-        [&backend](Json const&, Reply reply) { backend.cpuhp({ Kind::Query, 0, {} }, std::move(reply)); } });
+    auto add_guest_command = [&table](std::string name, std::vector<Param> params, auto handler) {
+        Command command { std::move(name), std::move(params), std::move(handler) };
+        command.waits_for_guest = true;
+        table.add(std::move(command));
+    };
+    add_guest_command("x-query-cpuhp", {},
+        [&backend](Json const&, Reply reply) { backend.cpuhp({ Kind::Query, 0, {} }, std::move(reply)); });
     std::vector<Param> target { { "cpu-index", ArgType::Integer }, { "state", ArgType::Any } };
-    table.add({ "x-cpuhp-set-target", target, [&backend](Json const& arguments, Reply reply) {
-                   cpuhp_with_target(backend, Kind::SetTarget, arguments, std::move(reply));
-               } });
-    table.add({ "x-cpuhp-fail", target, [&backend](Json const& arguments, Reply reply) {
-                   cpuhp_with_target(backend, Kind::SetFail, arguments, std::move(reply));
-               } });
-    table.add({ "x-cpu-hotplug-disable", {},
-        [&backend](Json const&, Reply reply) { backend.cpuhp({ Kind::Disable, 0, {} }, std::move(reply)); } });
-    table.add({ "x-cpu-hotplug-enable", {},
-        [&backend](Json const&, Reply reply) { backend.cpuhp({ Kind::Enable, 0, {} }, std::move(reply)); } });
+    add_guest_command("x-cpuhp-set-target", target, [&backend](Json const& arguments, Reply reply) {
+        cpuhp_with_target(backend, Kind::SetTarget, arguments, std::move(reply));
+    });
+    add_guest_command("x-cpuhp-fail", target, [&backend](Json const& arguments, Reply reply) {
+        cpuhp_with_target(backend, Kind::SetFail, arguments, std::move(reply));
+    });
+    add_guest_command("x-cpu-hotplug-disable", {},
+        [&backend](Json const&, Reply reply) { backend.cpuhp({ Kind::Disable, 0, {} }, std::move(reply)); });
+    add_guest_command("x-cpu-hotplug-enable", {},
+        [&backend](Json const&, Reply reply) { backend.cpuhp({ Kind::Enable, 0, {} }, std::move(reply)); });
 }
 
 } // namespace vmm::qmp

@@ -114,11 +114,24 @@ std::optional<Error> check_arguments(Command const& command, Json const& argumen
 Session::Session(CommandTable const& commands, Callbacks callbacks)
     : m_commands(commands)
     , m_callbacks(std::move(callbacks))
-    , m_stream({ [this](std::string text) {
-                    m_queue.push_back({ std::move(text), {} });
-                },
-        [this](std::string reason) { m_queue.push_back({ std::nullopt, std::move(reason) }); } })
+    , m_stream({ [this](std::string text) { enqueue({ std::move(text), {} }); },
+        [this](std::string reason) { enqueue({ std::nullopt, std::move(reason) }); } })
 {
+}
+
+void Session::enqueue(Item item)
+{
+    item.number = m_received++;
+    // Parsed once here, to tell which queue it joins; process() reports what is wrong with it.
+    bool guest = false;
+    if (item.text) {
+        item.request = Json::parse(*item.text, nullptr, false);
+        if (item.request.is_object())
+            if (auto execute = item.request.find("execute"); execute != item.request.end() && execute->is_string())
+                if (auto const* command = m_commands.find(execute->get<std::string>()))
+                    guest = command->waits_for_guest;
+    }
+    (guest ? m_guest_queue : m_queue).push_back(std::move(item));
 }
 
 void Session::greet(Json const& version)
@@ -152,23 +165,34 @@ void Session::pump()
     // A reply may make the owner drop us (a send that overflows closes the client): stay alive till the end.
     auto self = shared_from_this();
     m_pumping = true;
-    while (!m_busy && !m_queue.empty() && !m_closed) {
-        Item item = std::move(m_queue.front());
-        m_queue.pop_front();
+    // Nothing starts while a request from m_queue runs. A guest-waiting one goes when its turn comes in
+    // request order and no other is running; one that would have to wait for another is skipped over.
+    while (!m_busy && !m_closed) {
+        bool guest = !m_guest_busy && !m_guest_queue.empty()
+            && (m_queue.empty() || m_guest_queue.front().number < m_queue.front().number);
+        if (!guest && m_queue.empty())
+            break;
+        auto& queue = guest ? m_guest_queue : m_queue;
+        Item item = std::move(queue.front());
+        queue.pop_front();
         if (!item.text) {
-            send(Json { { "error", { { "class", GENERIC_ERROR }, { "desc", item.error } } } });
+            respond(cpuplug::unexpected(generic_error(item.error)), std::nullopt, item.number);
             continue;
         }
-        m_busy = true;
-        process(*item.text);
+        (guest ? m_guest_busy : m_busy) = true;
+        process(item, guest);
     }
     m_pumping = false;
-    if (!m_busy && m_queue.empty() && !m_closed && m_callbacks.drained)
+    if (wants_input() && !m_closed && m_callbacks.drained)
         m_callbacks.drained();
 }
 
-void Session::respond(Outcome outcome, std::optional<Json> const& id)
+void Session::respond(Outcome outcome, std::optional<Json> const& id, uint64_t number)
 {
+    if (m_closed)
+        return;
+    if (m_callbacks.answering)
+        m_callbacks.answering(number);
     Json message;
     if (outcome.has_value()) {
         message["return"] = std::move(outcome).value();
@@ -213,20 +237,24 @@ Outcome Session::negotiate(Json const& arguments)
     return Json::object();
 }
 
-void Session::process(std::string const& text)
+void Session::process(Item const& item, bool guest)
 {
     std::optional<Json> id;
-    auto finish = [this, &id](Outcome outcome) {
-        respond(std::move(outcome), id);
-        m_busy = false;
+    uint64_t number = item.number;
+    auto finish = [this, &id, number, guest](Outcome outcome) {
+        respond(std::move(outcome), id, number);
+        (guest ? m_guest_busy : m_busy) = false;
     };
 
-    Json request;
-    try {
-        request = Json::parse(text);
-    } catch (Json::exception const& error) {
-        // A syntax error (parse_error) or a number JSON allows but a double cannot hold, 1e400 (out_of_range).
-        finish(cpuplug::unexpected(generic_error("JSON parse error, " + parse_error_detail(error.what()))));
+    Json const& request = item.request;
+    if (request.is_discarded()) {
+        try {
+            Json again = Json::parse(*item.text); // again, for what is wrong with it
+            finish(cpuplug::unexpected(generic_error("JSON parse error")));
+        } catch (Json::exception const& error) {
+            // A syntax error (parse_error) or a number JSON allows but a double cannot hold, 1e400 (out_of_range).
+            finish(cpuplug::unexpected(generic_error("JSON parse error, " + parse_error_detail(error.what()))));
+        }
         return;
     }
     if (!request.is_object()) {
@@ -277,19 +305,19 @@ void Session::process(std::string const& text)
         finish(cpuplug::unexpected(*error));
         return;
     }
-    // The handler may answer at once or later; either way the next request waits for the answer.
+    // The handler may answer at once or later; either way the next request of its kind waits for the answer.
     std::weak_ptr<Session> weak = weak_from_this();
     auto answered = std::make_shared<bool>(false);
     try {
-        command->handler(arguments, [weak, id, answered](Outcome outcome) {
+        command->handler(arguments, [weak, id, answered, number, guest](Outcome outcome) {
             if (*answered)
                 return; // a second answer would break the one-reply-per-request rule; the first stands
             *answered = true;
             auto self = weak.lock();
             if (!self)
                 return; // the client left; the command ran to its end regardless
-            self->respond(std::move(outcome), id);
-            self->m_busy = false;
+            self->respond(std::move(outcome), id, number);
+            (guest ? self->m_guest_busy : self->m_busy) = false;
             self->pump();
         });
     } catch (std::exception const& error) {

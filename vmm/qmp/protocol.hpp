@@ -1,7 +1,8 @@
 // The QMP protocol for one client, without I/O: it takes bytes and hands out lines. Greeting, capability
 // negotiation, request framing and validation, `id` echo, QEMU's error classes and words, and one request
-// at a time so replies keep the order of the requests. The server (server.hpp) wires it to a socket; the
-// tests and the fuzzer drive it directly.
+// at a time so replies keep the order of the requests, except that a command waiting for the guest's
+// software does not hold back the ones after it (Command::waits_for_guest). The server (server.hpp) wires
+// it to a socket; the tests and the fuzzer drive it directly.
 #pragma once
 
 #include "json_format.hpp"
@@ -49,6 +50,11 @@ struct Command {
     std::vector<Param> params;
     std::function<void(Json const& arguments, Reply reply)> handler;
     bool allow_extra_arguments { false }; // device_add's properties depend on the driver
+    // It waits for the guest's software to answer (the x-cpuhp commands), which a hung or hostile guest
+    // may never do: the requests after it run meanwhile and their replies may come first, so that
+    // `query-status` or `quit` never wait on the guest. Such commands run one at a time, in order, each
+    // once every request before it has been answered.
+    bool waits_for_guest { false };
 };
 
 class CommandTable {
@@ -72,8 +78,13 @@ class Session : public std::enable_shared_from_this<Session> {
 public:
     struct Callbacks {
         std::function<void(std::string line)> send; // one server message, without its CRLF
-        std::function<void()> drained;              // every request so far has been answered
+        std::function<void()> drained;              // wants_input() turned true: read on
+        // Optional: called just before a reply goes out, with the number of the request it answers (0 for
+        // the first JSON text or framing error), since replies to guest-waiting commands can come late.
+        std::function<void(uint64_t request)> answering {};
     };
+    // Guest-waiting requests that may wait in the queue behind the one running before reading stops.
+    static constexpr size_t MAX_QUEUED_GUEST_CALLS = 8;
 
     // Own it with a shared_ptr: asynchronous replies hold a weak_ptr to it.
     Session(CommandTable const& commands, Callbacks callbacks);
@@ -84,8 +95,11 @@ public:
     // An event line (already formatted); dropped unless capabilities were negotiated.
     void event(std::string const& line);
     bool negotiated() const { return m_negotiated; }
-    // Requests received and not yet answered: the server stops reading while there are any.
-    size_t backlog() const { return m_queue.size() + (m_busy ? 1 : 0); }
+    // Requests received and not yet answered.
+    size_t backlog() const { return m_queue.size() + m_guest_queue.size() + (m_busy ? 1 : 0) + (m_guest_busy ? 1 : 0); }
+    // Whether more input may be read: nothing is queued or running but guest-waiting commands, and few of
+    // those. Otherwise the server leaves the rest in the socket, so a client's writes block, not our memory.
+    bool wants_input() const { return !m_busy && m_queue.empty() && m_guest_queue.size() < MAX_QUEUED_GUEST_CALLS; }
     // The client is gone: late replies are dropped.
     void close() { m_closed = true; }
 
@@ -93,18 +107,24 @@ private:
     struct Item {
         std::optional<std::string> text;  // a message, or
         std::string error;                // a framing error
+        uint64_t number { 0 };            // of the request, from 0
+        Json request {};                  // `text` parsed; discarded if it is not valid JSON
     };
+    void enqueue(Item item);
     void pump();
-    void process(std::string const& text);
+    void process(Item const& item, bool guest);
     Outcome negotiate(Json const& arguments);
-    void respond(Outcome outcome, std::optional<Json> const& id);
+    void respond(Outcome outcome, std::optional<Json> const& id, uint64_t number);
     void send(Json const& message);
 
     CommandTable const& m_commands;
     Callbacks m_callbacks;
     JsonStream m_stream;
-    std::deque<Item> m_queue;
-    bool m_busy { false };    // a command is running; its reply has not come yet
+    std::deque<Item> m_queue;       // requests to run in order
+    std::deque<Item> m_guest_queue; // guest-waiting commands (Command::waits_for_guest)
+    uint64_t m_received { 0 };      // requests framed so far
+    bool m_busy { false };          // a command from m_queue is running; its reply has not come yet
+    bool m_guest_busy { false };    // one from m_guest_queue is
     bool m_pumping { false }; // inside pump(): a synchronous reply must not recurse into it
     bool m_negotiated { false };
     bool m_closed { false };

@@ -195,7 +195,7 @@ private:
             self->m_session->feed(std::string_view(self->m_buffer.data(), length));
             // While requests wait for answers, leave the rest in the socket: the peer's writes block,
             // not our memory. The session's drained callback reads again.
-            if (self->m_session && self->m_session->backlog() == 0)
+            if (self->m_session && self->m_session->wants_input())
                 self->read();
         });
     }
