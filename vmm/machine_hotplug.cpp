@@ -175,13 +175,17 @@ void Machine::on_ost(uint32_t index, uint32_t event, uint32_t status)
     emit("ACPI_DEVICE_OST", qmp::Json { { "info", info } });
 
     using namespace cpu_hotplug;
-    if (event == OST_EJECT_REQUEST && slot.op == Slot::Op::Unplugging && status != OST_SUCCESS
-        && status != OST_EJECT_IN_PROGRESS) {
+    bool refused = event == OST_EJECT_REQUEST && status != OST_SUCCESS && status != OST_EJECT_IN_PROGRESS;
+    if (refused && slot.op == Slot::Op::Unplugging) {
         // The guest refused: the CPU stays, and the client learns it as from QEMU.
         VMM_GUEST_LOG(m_guest_log.hotplug, info, "cpu {}: the guest refused its removal (_OST status {:#x})", index, status);
         m_cpu_hotplug->cancel_remove(index);
         slot.op = Slot::Op::None;
         emit("DEVICE_UNPLUG_GUEST_ERROR", slot_json(index));
+    } else if (refused && slot.op == Slot::Op::None && m_cpu_hotplug->slot(index).withdrawn) {
+        // A refusal after the timeout withdrew the request: the client heard DEVICE_UNPLUG_GUEST_ERROR
+        // then; now no eject of it is to be honoured either.
+        m_cpu_hotplug->cancel_remove(index);
     } else if (event == OST_DEVICE_CHECK && slot.op == Slot::Op::Plugging) {
         slot.op = Slot::Op::None;
         if (status != OST_SUCCESS)
@@ -193,8 +197,9 @@ void Machine::on_ost(uint32_t index, uint32_t event, uint32_t status)
 void Machine::on_ejected(uint32_t index)
 {
     auto& slot = m_slots[index];
-    // The device honours only ejects we asked for; after a timeout or a reset the request is gone.
-    if (slot.op != Slot::Op::Unplugging || !slot.thread) {
+    // The device honours only ejects we asked for: one in progress, or one withdrawn at its timeout (op
+    // None) that the guest had already begun; after a refusal or a reset the request is gone.
+    if ((slot.op != Slot::Op::Unplugging && slot.op != Slot::Op::None) || !slot.thread) {
         VMM_GUEST_LOG(m_guest_log.hotplug, warn, "cpu {}: ignoring an eject that no removal is waiting for", index);
         return;
     }
@@ -308,9 +313,9 @@ void Machine::check_hotplug_deadlines()
             continue;
         }
         if (slot.op == Slot::Op::Unplugging) {
-            spdlog::warn("cpu {}: the guest did not complete its removal within {} ms; it stays plugged", index,
-                m_config.unplug_timeout.count());
-            m_cpu_hotplug->cancel_remove(index);
+            spdlog::warn("cpu {}: the guest did not complete its removal within {} ms; the request is withdrawn "
+                "(an eject the guest already began still completes it)", index, m_config.unplug_timeout.count());
+            m_cpu_hotplug->withdraw_remove(index);
             slot.op = Slot::Op::None;
             emit("DEVICE_UNPLUG_GUEST_ERROR", slot_json(index));
         } else {

@@ -496,6 +496,73 @@ TEST_CASE("a removal the guest never completes times out and the CPU is kept", "
     vm.unplug("cpu2");
 }
 
+TEST_CASE("a removal the guest began before the timeout still completes, with DEVICE_DELETED after the error", "[hotplug-e2e]")
+{
+    // The guest answers "eject in progress" (_OST 0x84) as it starts; the VM is stopped right then, so its
+    // eject comes only after the 300 ms timeout has withdrawn the request. Lost wake-ups make the guest's
+    // removal take hundreds of ms, so the stop lands in the middle of it; if the guest still finished
+    // first, the cycle is tried again.
+    HotplugVm vm({ "--cpus", TOPOLOGY, "--hotplug", "--unplug-timeout-ms", "300", "--cmdline", "smp.lose_wakeups=1" }, 2);
+    bool late = false;
+    for (int attempt = 0; attempt < 3 && !late; ++attempt) {
+        INFO("attempt " << attempt);
+        vm.plug("c", 5);
+        REQUIRE(vm.qmp->execute("device_del", Json { { "id", "c" } }) == ok());
+        REQUIRE(vm.wait_for("ACPI_DEVICE_OST", "info", Json { { "device", "c" }, { "slot", "5" }, { "slot-type", "CPU" },
+            { "source", 3 }, { "status", 0x84 } }));
+        REQUIRE(vm.qmp->execute("stop") == ok());
+        auto first = vm.qmp->wait_event("DEVICE_UNPLUG_GUEST_ERROR", 10s);
+        late = first.has_value();
+        REQUIRE(vm.qmp->execute("cont") == ok());
+        INFO(vm.process->out());
+        auto deleted = vm.wait_for("DEVICE_DELETED", "device", "c");
+        REQUIRE(deleted); // the late eject was honoured: the CPU is not left offline but plugged
+        CHECK(vm.cpu_indexes() == std::set<int> { 0, 1 });
+        CHECK(vm.cpuhp_cpu(5)["state"] == "offline");
+        CHECK(vm.cpuhp_cpu(5)["present"] == false);
+    }
+    CHECK(late);
+    vm.plug("c", 5); // and the slot can be filled again
+}
+
+TEST_CASE("at either edge of the removal timeout a CPU ends removed or online, never offline and plugged", "[hotplug-e2e]")
+{
+    // Timeouts around how long this guest takes to remove a CPU: the timeout lands before the guest saw
+    // the request (it stays online), while it works (its late eject completes the removal), or after.
+    auto seen = [](HotplugVm& vm, char const* name) {
+        for (auto const& event : vm.qmp->events())
+            if (event["event"] == name)
+                return true;
+        return false;
+    };
+    for (char const* timeout : { "1", "10", "30", "60", "120" }) {
+        HotplugVm vm({ "--cpus", TOPOLOGY, "--hotplug", "--unplug-timeout-ms", timeout }, 2);
+        for (int cycle = 0; cycle < 3; ++cycle) {
+            INFO("timeout " << timeout << " ms, cycle " << cycle);
+            vm.plug("c", 5);
+            vm.qmp->take_events();
+            REQUIRE(vm.qmp->execute("device_del", Json { { "id", "c" } }) == ok());
+            auto deadline = std::chrono::steady_clock::now() + 20s;
+            while (!seen(vm, "DEVICE_DELETED") && !seen(vm, "DEVICE_UNPLUG_GUEST_ERROR")
+                && std::chrono::steady_clock::now() < deadline)
+                vm.qmp->drain(10ms);
+            // The guest serves x-query-cpuhp after any removal it began: its answer is the outcome.
+            auto cpu = vm.cpuhp_cpu(5);
+            INFO(cpu.dump() << "\n" << vm.process->out());
+            if (cpu["present"] == false) {
+                CHECK(cpu["state"] == "offline");
+                REQUIRE(vm.wait_for("DEVICE_DELETED", "device", "c"));
+                CHECK(vm.cpu_indexes() == std::set<int> { 0, 1 });
+                continue;
+            }
+            CHECK(cpu["state"] == "online");
+            CHECK_FALSE(seen(vm, "DEVICE_DELETED"));
+            CHECK(vm.cpu_indexes() == std::set<int> { 0, 1, 5 });
+            vm.unplug("c"); // a withdrawn request can be made again
+        }
+    }
+}
+
 TEST_CASE("hot-plug while the guest disabled hotplug is refused by the guest", "[hotplug-e2e]")
 {
     HotplugVm vm({ "--cpus", TOPOLOGY, "--hotplug" }, 2);

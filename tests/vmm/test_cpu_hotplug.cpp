@@ -95,7 +95,7 @@ struct Rig {
 
 bool idle(CpuHotplugDevice::Slot const& s)
 {
-    return !s.insert_pending && !s.remove_pending && !s.unplug_requested && !s.fw_remove;
+    return !s.insert_pending && !s.remove_pending && !s.unplug_requested && !s.fw_remove && !s.withdrawn;
 }
 
 } // namespace
@@ -502,6 +502,40 @@ TEST_CASE("cpu hotplug: the guest cannot eject what the VMM did not ask to remov
     CHECK(rig.device.refused_ejects() == before);
     CHECK(rig.device.slot(2).present);
     CHECK(rig.device.slot(2).unplug_requested);
+}
+
+TEST_CASE("cpu hotplug: a withdrawn removal shows no event, yet the eject a guest already began is honoured", "[cpu_hotplug]")
+{
+    Rig rig(4);
+    rig.cold_plug(4);
+    REQUIRE(rig.remove({ 2, 3 }));
+    rig.device.withdraw_remove(2);
+    rig.device.withdraw_remove(3);
+    rig.device.withdraw_remove(1); // never requested: nothing to withdraw
+    CHECK(idle(rig.device.slot(1)));
+    for (uint32_t index : { 2, 3 }) {
+        auto slot = rig.device.slot(index);
+        CHECK_FALSE(slot.remove_pending); // a guest that has not seen the request never will
+        CHECK(slot.unplug_requested);
+        CHECK(slot.withdrawn);
+        rig.select(index);
+        CHECK(rig.status() == hp::STATUS_ENABLED);
+    }
+    // A guest that was already taking CPU 2 down ejects it: honoured.
+    rig.select(2);
+    rig.control(hp::CONTROL_EJECT);
+    CHECK(rig.ejected == std::vector<uint32_t> { 2 });
+    CHECK(idle(rig.device.slot(2)));
+    // A withdrawn request can be made again; a refused one (cancel_remove) leaves nothing to eject.
+    REQUIRE(rig.remove({ 3 }));
+    CHECK(rig.device.slot(3).remove_pending);
+    CHECK_FALSE(rig.device.slot(3).withdrawn);
+    CHECK_FALSE(rig.remove({ 3 })); // a standing request is not made twice
+    rig.device.cancel_remove(3);
+    CHECK(idle(rig.device.slot(3)));
+    rig.select(3);
+    rig.control(hp::CONTROL_EJECT);
+    CHECK(rig.ejected == std::vector<uint32_t> { 2 });
 }
 
 TEST_CASE("cpu hotplug: an eject of a requested CPU empties the slot and reports it", "[cpu_hotplug]")

@@ -18,7 +18,7 @@ bool valid_size(size_t size) { return size >= 1 && size <= 4; } // QEMU's min/ma
 
 void drop_events(CpuHotplugDevice::Slot& slot)
 {
-    slot.insert_pending = slot.remove_pending = slot.unplug_requested = slot.fw_remove = false;
+    slot.insert_pending = slot.remove_pending = slot.unplug_requested = slot.fw_remove = slot.withdrawn = false;
 }
 
 } // namespace
@@ -231,13 +231,14 @@ bool CpuHotplugDevice::request_remove(std::span<uint32_t const> indexes)
         std::vector<bool> seen(possible());
         for (uint32_t index : indexes) {
             if (index >= possible() || index == m_boot_index || seen[index] || !m_slots[index].present
-                || m_slots[index].unplug_requested)
+                || (m_slots[index].unplug_requested && !m_slots[index].withdrawn))
                 return false;
             seen[index] = true;
         }
         for (uint32_t index : indexes) {
             m_slots[index].remove_pending = true;
             m_slots[index].unplug_requested = true;
+            m_slots[index].withdrawn = false;
         }
     }
     if (!indexes.empty() && m_callbacks.raise_gpe)
@@ -254,6 +255,18 @@ void CpuHotplugDevice::cancel_remove(uint32_t index)
     slot.remove_pending = false;
     slot.fw_remove = false;
     slot.unplug_requested = false;
+    slot.withdrawn = false;
+}
+
+void CpuHotplugDevice::withdraw_remove(uint32_t index)
+{
+    std::lock_guard lock(m_mutex);
+    if (index >= possible() || !m_slots[index].unplug_requested)
+        return;
+    auto& slot = m_slots[index];
+    slot.remove_pending = false;
+    slot.fw_remove = false;
+    slot.withdrawn = true;
 }
 
 void CpuHotplugDevice::reset()

@@ -33,6 +33,7 @@ public:
         bool remove_pending;
         bool unplug_requested; // sticky: survives the guest clearing the remove event, until eject or cancel
         bool fw_remove;
+        bool withdrawn;        // the VMM stopped waiting: no event left, but a late eject is still honoured
         uint32_t ost_event;
         uint32_t ost_status;
     };
@@ -50,10 +51,15 @@ public:
     // index is not possible, already present or repeated.
     bool request_insert(std::span<uint32_t const> indexes);
     // Each CPU gets a remove event and an unplug request, then one GPE. False, with nothing changed, if any
-    // index is not possible, absent, the boot CPU, already being removed or repeated.
+    // index is not possible, absent, the boot CPU, already being removed (a withdrawn request may be made
+    // again) or repeated.
     bool request_remove(std::span<uint32_t const> indexes);
-    // A removal the guest refused or never finished: the event, the firmware hand-off and the request are
-    // dropped; the CPU stays present. An invalid index is ignored.
+    // A removal the VMM stopped waiting for: the event and the firmware hand-off are dropped, so a guest
+    // that has not seen the request yet never will; but a guest already taking the CPU down may still
+    // eject it, and that eject is honoured. An invalid index is ignored.
+    void withdraw_remove(uint32_t index);
+    // A removal the guest refused: the event, the firmware hand-off and the request are dropped; the CPU
+    // stays present and an eject of it is refused. An invalid index is ignored.
     void cancel_remove(uint32_t index);
     // system_reset: pending events, requests and _OST results cleared; presence and the selector kept;
     // the command back to 0.
