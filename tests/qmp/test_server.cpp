@@ -313,6 +313,12 @@ public:
                        slow_replies.push_back(std::move(reply));
                        slow_started.fetch_add(1, std::memory_order_release);
                    } });
+        vmm::qmp::Command guest { "guest", {}, [this](Json const&, Reply reply) {
+                                     guest_replies.push_back(std::move(reply));
+                                     guest_started.fetch_add(1, std::memory_order_release);
+                                 } };
+        guest.waits_for_guest = true;
+        table.add(std::move(guest));
         server = std::make_unique<Server>(io, table, version_json(QemuVersion {}, "cpuplug-test"), limits);
     }
 
@@ -404,6 +410,8 @@ public:
     CommandTable table;
     std::vector<Reply> slow_replies;
     std::atomic<int> slow_started { 0 };
+    std::vector<Reply> guest_replies; // of "guest", a command that waits for the guest
+    std::atomic<int> guest_started { 0 };
     TempDir dir;
     std::unique_ptr<Server> server;
 
@@ -919,6 +927,25 @@ TEST_CASE("a client that half-closes after its requests still gets every reply",
         CHECK(client->line() == R"({"return": {}, "id": 2})");
         CHECK(client->wait_eof());
     }
+    CHECK(wait_until([&] { return fixture.server->client_count() == 0; }));
+}
+
+TEST_CASE("a client that half-closes while a guest command waits gets that reply too, then EOF", "[server]")
+{
+    ServerFixture fixture;
+    auto path = fixture.listen_unix();
+    fixture.start();
+    auto client = TestClient::connect_unix(path);
+    REQUIRE(client->send(R"({"execute": "qmp_capabilities"}{"execute": "guest", "id": "g"})"
+                         R"({"execute": "query-status", "id": "s"})"));
+    client->close_write();
+    CHECK(client->line() == GREETING);
+    CHECK(client->line() == R"({"return": {}})");
+    CHECK(client->line() == R"({"return": {"running": true, "status": "running"}, "id": "s"})");
+    REQUIRE(wait_until([&] { return fixture.guest_started.load(std::memory_order_acquire) == 1; }));
+    fixture.on_io([&fixture] { fixture.guest_replies.at(0)(Json { { "late", true } }); });
+    CHECK(client->line() == R"({"return": {"late": true}, "id": "g"})");
+    CHECK(client->wait_eof());
     CHECK(wait_until([&] { return fixture.server->client_count() == 0; }));
 }
 

@@ -182,19 +182,33 @@ private:
     {
         if (m_closed || m_reading || m_finishing)
             return;
+        if (m_input_ended) {
+            // The peer half-closed: its last replies go out, then the connection closes.
+            if (m_session && m_session->backlog() == 0)
+                finish();
+            return;
+        }
         m_reading = true;
         m_socket.async_read_some(asio::buffer(m_buffer), [self = shared_from_this()](ErrorCode error, size_t length) {
             self->m_reading = false;
+            if (error == asio::error::eof && !self->m_closed) {
+                // A half-close (`socat -`, `nc -N`): what was sent is still answered, commands waiting for
+                // the guest included; the session's drained callback comes back here as they finish.
+                self->m_input_ended = true;
+                self->read();
+                return;
+            }
             if (error || self->m_closed) {
-                // EOF or a reset: whatever command is running completes; its reply is dropped.
+                // A reset: whatever command is running completes; its reply is dropped.
                 self->close();
                 return;
             }
             if (self->m_finishing)
                 return;
             self->m_session->feed(std::string_view(self->m_buffer.data(), length));
-            // While requests wait for answers, leave the rest in the socket: the peer's writes block,
-            // not our memory. The session's drained callback reads again.
+            // While a request other than a guest command waits for its answer (or too many of those do),
+            // leave the rest in the socket: the peer's writes block, not our memory. The session's drained
+            // callback reads again.
             if (self->m_session && self->m_session->wants_input())
                 self->read();
         });
@@ -209,6 +223,7 @@ private:
     std::string m_inflight; // being written
     bool m_reading { false };
     bool m_finishing { false };
+    bool m_input_ended { false }; // the peer sent EOF
     bool m_closed { false };
 };
 
