@@ -122,12 +122,13 @@ Session::Session(CommandTable const& commands, Callbacks callbacks)
 void Session::enqueue(Item item)
 {
     item.number = m_received++;
-    // Parsed once here, to tell which queue it joins; process() reports what is wrong with it.
+    // Parsed here to tell which queue it joins, and again when it runs: only the text waits in the queue
+    // (a parsed document takes many times the memory of its text).
     bool guest = false;
     if (item.text) {
-        item.request = Json::parse(*item.text, nullptr, false);
-        if (item.request.is_object())
-            if (auto execute = item.request.find("execute"); execute != item.request.end() && execute->is_string())
+        Json request = Json::parse(*item.text, nullptr, false);
+        if (request.is_object())
+            if (auto execute = request.find("execute"); execute != request.end() && execute->is_string())
                 if (auto const* command = m_commands.find(execute->get<std::string>()))
                     guest = command->waits_for_guest;
     }
@@ -246,15 +247,12 @@ void Session::process(Item const& item, bool guest)
         (guest ? m_guest_busy : m_busy) = false;
     };
 
-    Json const& request = item.request;
-    if (request.is_discarded()) {
-        try {
-            Json again = Json::parse(*item.text); // again, for what is wrong with it
-            finish(cpuplug::unexpected(generic_error("JSON parse error")));
-        } catch (Json::exception const& error) {
-            // A syntax error (parse_error) or a number JSON allows but a double cannot hold, 1e400 (out_of_range).
-            finish(cpuplug::unexpected(generic_error("JSON parse error, " + parse_error_detail(error.what()))));
-        }
+    Json request;
+    try {
+        request = Json::parse(*item.text);
+    } catch (Json::exception const& error) {
+        // A syntax error (parse_error) or a number JSON allows but a double cannot hold, 1e400 (out_of_range).
+        finish(cpuplug::unexpected(generic_error("JSON parse error, " + parse_error_detail(error.what()))));
         return;
     }
     if (!request.is_object()) {

@@ -108,7 +108,6 @@ private:
         std::optional<std::string> text;  // a message, or
         std::string error;                // a framing error
         uint64_t number { 0 };            // of the request, from 0
-        Json request {};                  // `text` parsed; discarded if it is not valid JSON
     };
     void enqueue(Item item);
     void pump();
