@@ -468,6 +468,8 @@ void Machine::request_exit(ExitRequest request)
         m_exit_cv.notify_all();
     }
     emit("SHUTDOWN", qmp::Json { { "guest", request.guest }, { "reason", request.cause } });
+    // Commands waiting for the guest will get no answer now: fail them while their clients may still read.
+    boost::asio::post(m_io, [this] { fail_guest_calls("the VM is shutting down"); });
 }
 
 BootTimeline Machine::timeline() const
