@@ -35,8 +35,8 @@ inline void wait_once(PerCpu& me, uint32_t seen, uint64_t timer_ticks)
         sys::wait(reinterpret_cast<uint32_t volatile*>(&me.wake), seen, timer_ticks);
 }
 
-// A waiting CPU halts until an interrupt, but never for longer than this, even in a wait without a
-// deadline: it then looks at what it waits for again. So a lost wake-up IPI delays the waiter instead of
+// A waiting CPU halts until an interrupt, but never for longer than this, with a deadline or without
+// one: it then looks at what it waits for again. So a lost wake-up IPI delays the waiter instead of
 // stranding it for ever. Seen under nested KVM (about 1 in 1000 hot-plugs: an AP released or handed work
 // that slept on); smp.lose_wakeups=N loses one in N on purpose to test it. Two timer exits a second per idle CPU.
 inline constexpr uint64_t IDLE_RECHECK_NS = 500'000'000;
@@ -65,8 +65,8 @@ bool wait_until(Done&& done, uint64_t timeout_ns)
             return false;
         }
         uint64_t left = deadline - now;
-        // The timer's count is 32 bits: wait in slices of at most a second.
-        wait_once(me, seen, ns_to_timer_ticks(left < 1'000'000'000 ? left : 1'000'000'000));
+        // In slices, as above (which also keeps the timer's 32-bit count from overflowing).
+        wait_once(me, seen, ns_to_timer_ticks(left < IDLE_RECHECK_NS ? left : IDLE_RECHECK_NS));
     }
 }
 

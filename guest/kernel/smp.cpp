@@ -368,6 +368,9 @@ bool init(guest::acpi::MadtCpu const* cpus, size_t count, uint32_t boot_apic_id,
     guest::BootInfo const& boot)
 {
     g_config = config;
+    if (config.lose_wakeups != 0)
+        console_write_line(guest::LineBuffer().text("smp: fault injection: one in ").dec(config.lose_wakeups)
+                               .text(" wake-up IPIs to APs is dropped"));
     g_possible = static_cast<uint32_t>(count < GUEST_MAX_CPUS ? count : GUEST_MAX_CPUS);
     // In xAPIC mode an IPI names 8-bit APIC ids, and 0xFF is the broadcast: CPUs above 254 cannot be
     // reached, so they are left out (as Linux does without x2APIC).

@@ -306,6 +306,7 @@ TEST_CASE("hot-plug and removal complete when the hypervisor loses the wake-ups 
     // One in two wake-up IPIs to an AP is dropped (smp.lose_wakeups=2): its release at the sync point,
     // the DYING work of a removal. A CPU that slept through one once stayed offline for good.
     HotplugVm vm({ "--cpus", TOPOLOGY, "--hotplug", "--cmdline", "smp.lose_wakeups=2" }, 2);
+    CHECK(vm.process->out().find("one in 2 wake-up IPIs to APs is dropped") != std::string::npos);
     for (int cycle = 0; cycle < 3; ++cycle) {
         INFO("cycle " << cycle);
         vm.plug("c", 5);

@@ -179,6 +179,7 @@ TEST_CASE("a wake-up IPI the hypervisor loses delays an AP instead of stranding 
             CHECK(cpu["online"] == true);
             CHECK(!cpu.contains("failed_step"));
         }
+        CHECK(vm.process.out.find("smp: fault injection: one in 2 wake-up IPIs to APs is dropped") != std::string::npos);
         CHECK(vm.process.out.find("did not finish starting") == std::string::npos);
     }
 }
