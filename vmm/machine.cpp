@@ -472,6 +472,12 @@ void Machine::request_exit(ExitRequest request)
     boost::asio::post(m_io, [this] { fail_guest_calls("the VM is shutting down"); });
 }
 
+bool Machine::exit_requested() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_exit.has_value();
+}
+
 BootTimeline Machine::timeline() const
 {
     std::lock_guard lock(m_mutex);

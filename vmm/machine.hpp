@@ -123,6 +123,9 @@ private:
     void finish_guest_call(cpuplug::Result<std::vector<uint8_t>, std::string> result);
     // Every call queued or in flight fails with `why` (the VM is ending: no answer is coming).
     void fail_guest_calls(std::string const& why);
+    // Whether the VM is ending. Takes m_mutex, so call it rather than reply under that lock: a reply runs
+    // the client's next request, which may take it again.
+    bool exit_requested() const;
     void cpuhp_with_states(qmp::CpuhpRequest const& request, qmp::Reply reply, std::vector<uint8_t> const& page);
 
     void vcpu_failed(uint32_t vcpu_id, std::string const& reason) override;

@@ -69,12 +69,9 @@ void Machine::plug_now(std::vector<uint32_t> const& indexes, std::optional<std::
             reply(cpuplug::unexpected(error(fmt::format("CPU[{}] with APIC ID {} exists", index, m_apic_ids[index]))));
             return;
         }
-    {
-        std::lock_guard lock(m_mutex);
-        if (m_exit) {
-            reply(cpuplug::unexpected(error("the VM is shutting down")));
-            return;
-        }
+    if (exit_requested()) {
+        reply(cpuplug::unexpected(error("the VM is shutting down")));
+        return;
     }
     // A vCPU unplugged earlier is reused from its power-on state; KVM cannot give us a new one for the same id.
     for (auto index : indexes) {
@@ -331,12 +328,9 @@ void Machine::check_hotplug_deadlines()
 
 void Machine::guest_call(GuestCall call)
 {
-    {
-        std::lock_guard lock(m_mutex);
-        if (m_exit) {
-            call.done(cpuplug::unexpected(std::string("the VM is shutting down")));
-            return;
-        }
+    if (exit_requested()) {
+        call.done(cpuplug::unexpected(std::string("the VM is shutting down")));
+        return;
     }
     if (m_control_page == 0) {
         call.done(cpuplug::unexpected(std::string(

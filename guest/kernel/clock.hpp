@@ -26,7 +26,6 @@ void flush_deferred_ipi();
 // One halt: sends the deferred IPI, if any, in the same system call (x2APIC mode).
 inline void wait_once(PerCpu& me, uint32_t seen, uint64_t timer_ticks)
 {
-
     uint64_t ipi = me.deferred_ipi;
     me.deferred_ipi = 0;
     if (ipi != 0)
