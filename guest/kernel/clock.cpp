@@ -16,18 +16,56 @@ void set_tsc_hz(uint64_t hz)
     g_ns_mult = static_cast<uint64_t>((static_cast<unsigned __int128>(1'000'000'000) << 32) / hz);
 }
 
-// 10 ms against the 3.579545 MHz PM timer: enough for the accuracy a 10 ms INIT delay needs.
+constexpr uint32_t PM_HZ = 3'579'545;
+
+// One reading of the PM timer with the TSC at the moment it was taken. Each read is a VM exit, and the
+// vCPU's thread can be preempted inside it (on a loaded or emulated host, for milliseconds), so the read
+// is bracketed by two TSC reads and the tightest of a few tries is kept; its midpoint is the TSC at the
+// read, off by at most half the bracket. Linux's tsc_read_refs() does the same for the same reason.
+struct PmReading {
+    uint32_t pm;
+    uint64_t tsc;     // midpoint of the bracket
+    uint64_t bracket; // TSC ticks between the two reads around it
+};
+
+PmReading read_pm(uint16_t pm_timer_port)
+{
+    PmReading best { 0, 0, ~uint64_t(0) };
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        uint64_t before = x86::rdtsc();
+        uint32_t pm = sys::inl(pm_timer_port) & 0xFFFFFF;
+        uint64_t after = x86::rdtsc();
+        if (after - before < best.bracket)
+            best = { pm, before + (after - before) / 2, after - before };
+    }
+    return best;
+}
+
+// 10 ms against the 3.579545 MHz PM timer: enough for the accuracy a 10 ms INIT delay needs. The error is
+// at most half of each end's bracket over the window; while that is over 1 % (a preemption the retries
+// did not avoid), the window is measured again, up to four times, and the best measurement is kept.
 uint64_t calibrate(uint16_t pm_timer_port)
 {
-    constexpr uint32_t PM_HZ = 3'579'545;
     constexpr uint32_t TICKS = PM_HZ / 100;
-    uint32_t start = sys::inl(pm_timer_port) & 0xFFFFFF;
-    uint64_t tsc_start = x86::rdtsc();
-    uint32_t elapsed = 0;
-    while (elapsed < TICKS)
-        elapsed = ((sys::inl(pm_timer_port) & 0xFFFFFF) - start) & 0xFFFFFF;
-    uint64_t tsc_elapsed = x86::rdtsc() - tsc_start;
-    return tsc_elapsed * PM_HZ / elapsed;
+    uint64_t best_hz = 0;
+    uint64_t best_error = ~uint64_t(0);
+    for (int round = 0; round < 4; ++round) {
+        PmReading start = read_pm(pm_timer_port);
+        uint32_t elapsed = 0;
+        while (elapsed < TICKS)
+            elapsed = ((sys::inl(pm_timer_port) & 0xFFFFFF) - start.pm) & 0xFFFFFF;
+        PmReading end = read_pm(pm_timer_port);
+        elapsed = (end.pm - start.pm) & 0xFFFFFF;
+        uint64_t tsc_elapsed = end.tsc - start.tsc;
+        uint64_t error = start.bracket + end.bracket;
+        if (error < best_error) {
+            best_error = error;
+            best_hz = tsc_elapsed * PM_HZ / elapsed;
+        }
+        if (error * 50 < tsc_elapsed)
+            break;
+    }
+    return best_hz;
 }
 } // namespace
 

@@ -60,11 +60,9 @@ TEST_CASE("the TSC frequency from the PM timer matches the one from CPUID", "[in
     REQUIRE(calibrated.process.exit_code == 0);
     CHECK(cpuid.process.out.find("MHz (cpuid)") != std::string::npos);
     CHECK(calibrated.process.out.find("MHz (calibrated)") != std::string::npos);
-    // Within 25 %: a wrong unit, a PM-timer wrap or a lost tick is off by far more. It cannot be tighter on
-    // every host: in the nested VM (scripts/vm-run) the CPUID leaf is the emulated L1 kernel's own TSC
-    // estimate, which was 7-8 % off the rate the guest measures against the PM timer in 3 of 10 runs.
-    // On PVM hosts a 5 % bound held in every CI run.
-    CHECK(std::abs(mhz(calibrated.process.out) - mhz(cpuid.process.out)) <= mhz(cpuid.process.out) / 4);
+    // Within 5 %: a wrong unit, a PM-timer wrap, a lost tick, or a PM-timer read whose exit was preempted
+    // and not retried is off by far more (1071 MHz against 2099 was seen before reads were bracketed).
+    CHECK(std::abs(mhz(calibrated.process.out) - mhz(cpuid.process.out)) <= mhz(cpuid.process.out) / 20);
     CHECK(calibrated.report["online"] == 2);
 }
 
