@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cctype>
 #include <limits>
 
@@ -88,6 +89,13 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
     app.add_option("--init-delay-us", init_delay,
            "Microseconds between INIT and STARTUP (guest cpu_init_udelay; default 10000, 0 as Linux on KVM)")
         ->type_name("N");
+    // The environment's CPUPLUG_GUEST_CPL is the default, so a whole test suite can run in either mode.
+    char const* cpl_env = std::getenv("CPUPLUG_GUEST_CPL");
+    std::string guest_cpl = cpl_env && *cpl_env ? cpl_env : "auto";
+    app.add_option("--guest-cpl", guest_cpl,
+           "The privilege level of the guest's kernel: auto (default: 3 on nested PVM, where KVM emulates "
+           "supervisor code, else 0), 0 or 3; CPUPLUG_GUEST_CPL sets the default")
+        ->type_name("auto|0|3");
     std::string boot_report;
     app.add_option("--boot-report", boot_report, "Write the boot report (JSON) to FILE, or to stdout with -")
         ->type_name("FILE");
@@ -134,6 +142,15 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
     machine.smp = smp.release_value();
 
     machine.bringup = bringup == "serial" ? Bringup::Serial : Bringup::Parallel;
+    if (guest_cpl == "auto")
+        machine.guest_cpl = GuestCpl::Auto;
+    else if (guest_cpl == "0")
+        machine.guest_cpl = GuestCpl::Cpl0;
+    else if (guest_cpl == "3")
+        machine.guest_cpl = GuestCpl::Cpl3;
+    else
+        return cpuplug::unexpected(usage_error(fmt::format("--guest-cpl{}: '{}' is not auto, 0 or 3",
+            cpl_env && guest_cpl == cpl_env ? " (from CPUPLUG_GUEST_CPL)" : "", guest_cpl)));
     if (init_delay.empty() || init_delay.size() > 9 || init_delay.find_first_not_of("0123456789") != std::string::npos)
         return cpuplug::unexpected(usage_error(fmt::format("--init-delay-us: '{}' is not a number of microseconds", init_delay)));
     machine.init_delay_us = std::stoull(init_delay);

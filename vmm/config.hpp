@@ -21,10 +21,15 @@ struct SerialConfig {
 
 enum class Bringup { Parallel, Serial };
 
+// The privilege level cpuplug's guest runs its kernel at (guest kernel.cpl=): Auto is CPL3 where KVM
+// emulates supervisor code (nested PVM), CPL0 elsewhere.
+enum class GuestCpl { Auto, Cpl0, Cpl3 };
+
 struct MachineConfig {
     SmpConfig smp;                          // --cpus
     Bringup bringup { Bringup::Parallel };  // --bringup: cpuhp.parallel= for the guest
     uint64_t init_delay_us { 10000 };       // --init-delay-us: cpu_init_udelay= for the guest
+    GuestCpl guest_cpl { GuestCpl::Auto };  // --guest-cpl: kernel.cpl= for the guest
     std::optional<std::string> boot_report; // --boot-report: a path, or "-" for stdout
     uint64_t memory_bytes { layout::DEFAULT_RAM };
     std::optional<std::string> kernel_path; // empty: the embedded guest

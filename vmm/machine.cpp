@@ -249,8 +249,10 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
 
 std::string Machine::guest_cmdline() const
 {
-    std::string line = fmt::format("cpuhp.parallel={} cpu_init_udelay={}",
-        m_config.bringup == Bringup::Parallel ? 1 : 0, m_config.init_delay_us);
+    bool cpl3 = m_config.guest_cpl == GuestCpl::Cpl3
+        || (m_config.guest_cpl == GuestCpl::Auto && supervisor_mode_emulated());
+    std::string line = fmt::format("cpuhp.parallel={} cpu_init_udelay={} kernel.cpl={}",
+        m_config.bringup == Bringup::Parallel ? 1 : 0, m_config.init_delay_us, cpl3 ? 3 : 0);
     if (m_config.exit_after_boot)
         line += " exit_after_boot";
     if (!m_config.cmdline.empty())

@@ -1,4 +1,5 @@
-// kernel_main: the boot CPU's kernel at CPL3 (entered from entry.S). Reads the start info and ACPI, sets
+// kernel_main: the boot CPU's kernel, entered at CPL3 from entry.S and at CPL0 from its first steps unless
+// kernel.cpl=3. Reads the start info and ACPI, sets
 // up the local APIC, the clock and the SCI, brings the other CPUs up through the hotplug core, then
 // serves ACPI events (the power button, CPU hotplug, the VMM's control page) until the machine powers off.
 #include "acpi_hotplug.hpp"
@@ -191,6 +192,10 @@ extern "C" [[noreturn]] void kernel_main(uint32_t start_info_address)
         power_off_failure(EXIT_BAD_START_INFO);
     }
     guest::Cmdline cmdline(boot->cmdline);
+    // The privilege level the kernel runs at (kernel/sys.hpp): 0 unless told 3, which vmm does on nested
+    // PVM. The earlier steps are few and run at CPL3 either way.
+    if (cmdline.get_u64("kernel.cpl", 0) != 3)
+        sys::enter_cpl0();
     memory_init(*boot);
 
     auto acpi = read_acpi(*boot);
@@ -213,7 +218,8 @@ extern "C" [[noreturn]] void kernel_main(uint32_t start_info_address)
 
     guest::LineBuffer line;
     line.text("cpuplug guest ").text(VERSION).text(": boot cpu apic id ").dec(boot_apic_id)
-        .text(apic::x2apic() ? " (x2APIC), " : " (xAPIC), ").dec(boot->ram_bytes >> 20).text(" MiB RAM, ")
+        .text(apic::x2apic() ? " (x2APIC), " : " (xAPIC), ").text(sys::user_mode() ? "kernel at CPL3, " : "kernel at CPL0, ")
+        .dec(boot->ram_bytes >> 20).text(" MiB RAM, ")
         .dec(count).text(" possible CPUs (").dec(present).text(" present), TSC ").dec(tsc_hz() / 1'000'000)
         .text(tsc_hz_from_cpuid() ? " MHz (cpuid)" : " MHz (calibrated)").text(", status port ")
         .text(status_present() ? "on" : "absent").text(", cmdline \"").text(cmdline.text()).ch('"');

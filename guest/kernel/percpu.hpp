@@ -65,13 +65,6 @@ inline PerCpu& this_percpu()
     return *self;
 }
 
-inline bool at_cpl3()
-{
-    uint16_t cs;
-    asm volatile("mov %%cs, %0" : "=r"(cs));
-    return (cs & 3) == 3;
-}
-
 // Filled by the boot CPU before any AP starts; read by the AP entry code (entry.S) to find itself.
 extern "C" uint16_t apic_to_cpu[4096];
 extern "C" PerCpu* percpu_table[GUEST_MAX_CPUS];

@@ -1,10 +1,8 @@
 // ACPI S5: SLP_TYP from \_S5 (0 on QEMU q35 and on cpuplug) with SLP_EN (bit 13) in PM1a_CNT.
 #include "power.hpp"
 
-#include "percpu.hpp"
 #include "status.hpp"
 #include "sys.hpp"
-#include "x86.hpp"
 
 namespace kernel {
 
@@ -18,12 +16,8 @@ void power_set_pm1a_control(uint16_t port) { g_pm1a_control = port; }
 
 void power_off()
 {
-    if (at_cpl3()) {
-        sys::outw(g_pm1a_control, SLP_TYP_S5 | SLP_EN);
-        sys::park(); // a platform without ACPI soft-off: stop here rather than run on
-    }
-    x86::outw(g_pm1a_control, SLP_TYP_S5 | SLP_EN);
-    x86::halt_forever();
+    sys::outw(g_pm1a_control, SLP_TYP_S5 | SLP_EN);
+    sys::park(); // a platform without ACPI soft-off: stop here rather than run on
 }
 
 void power_off_failure(uint8_t status)

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <sys/stat.h>
+#include <utility>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -43,6 +45,28 @@ TEST_CASE("the guest sees the memory size and the command line it is given", "[i
     CHECK(result.exit_code == 0);
     CHECK(result.out.find("63 MiB RAM") != std::string::npos);
     CHECK(result.out.find("exit_after_boot hello=world\"") != std::string::npos);
+}
+
+TEST_CASE("the guest's kernel runs at the privilege level --guest-cpl asks for; auto is CPL3 only on nested PVM", "[integration][boot]")
+{
+    for (auto [cpl, banner] : { std::pair { "0", "kernel at CPL0" }, std::pair { "3", "kernel at CPL3" } }) {
+        auto result = run_process({ VMM, "--cpus", "4", "--guest-cpl", cpl, "--exit-after-boot" }, 30s);
+        INFO(result.out << result.err);
+        CHECK(result.exit_code == 0);
+        CHECK(result.out.find(banner) != std::string::npos);
+        CHECK(result.out.find(std::string("kernel.cpl=") + cpl) != std::string::npos);
+        CHECK(result.out.find("smp: 4 of 4 CPUs online") != std::string::npos);
+    }
+    // A user's --cmdline comes last and wins, as for every other guest parameter.
+    auto overridden = run_process({ VMM, "--guest-cpl", "0", "--cmdline", "kernel.cpl=3", "--exit-after-boot" }, 20s);
+    CHECK(overridden.out.find("kernel at CPL3") != std::string::npos);
+
+    struct stat info {};
+    bool pvm = ::stat("/sys/module/kvm_pvm", &info) == 0;
+    auto automatic = run_process({ VMM, "--guest-cpl", "auto", "--exit-after-boot" }, 20s);
+    INFO(automatic.out << automatic.err);
+    CHECK(automatic.exit_code == 0);
+    CHECK(automatic.out.find(pvm ? "kernel at CPL3" : "kernel at CPL0") != std::string::npos);
 }
 
 TEST_CASE("an explicit --kernel boots the same guest from a file", "[integration][boot]")

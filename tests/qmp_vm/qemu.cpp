@@ -18,6 +18,17 @@ bool executable_file(std::string const& path)
     return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && ::access(path.c_str(), X_OK) == 0;
 }
 
+// The guest's privilege level as vmm's --guest-cpl auto chooses it, so both VMMs run the same guest code:
+// CPL3 on nested PVM (kvm_pvm: supervisor code is emulated), CPL0 elsewhere; CPUPLUG_GUEST_CPL overrides.
+std::string guest_cpl_parameter()
+{
+    char const* forced = std::getenv("CPUPLUG_GUEST_CPL");
+    if (forced && (std::string(forced) == "0" || std::string(forced) == "3"))
+        return std::string(" kernel.cpl=") + forced;
+    struct stat info {};
+    return ::stat("/sys/module/kvm_pvm", &info) == 0 ? " kernel.cpl=3" : " kernel.cpl=0";
+}
+
 } // namespace
 
 std::string find_executable(std::string const& program)
@@ -53,7 +64,7 @@ std::vector<std::string> qemu_argv(QemuGuest const& guest)
     // backend sets up the terminal when stdin is one, and from its own process group that stops it (SIGTTOU).
     std::vector<std::string> argv { guest.qemu, "-accel", "kvm", "-M", "q35", "-cpu", "host,-arch-capabilities", "-m",
         guest.memory, "-kernel", guest.kernel, "-nodefaults", "-no-user-config", "-display", "none", "-serial",
-        "file:/dev/stdout", "-no-reboot", "-smp", guest.smp, "-append", guest.append };
+        "file:/dev/stdout", "-no-reboot", "-smp", guest.smp, "-append", guest.append + guest_cpl_parameter() };
     if (!guest.firmware.empty())
         argv.insert(argv.end(), { "-bios", guest.firmware });
     if (!guest.qmp_socket.empty())

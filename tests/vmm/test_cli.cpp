@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <initializer_list>
 #include <vector>
 
@@ -134,4 +135,28 @@ TEST_CASE("the --unplug-timeout-ms option takes a positive number of millisecond
     CHECK(parse({})->machine.unplug_timeout == std::chrono::milliseconds(5000));
     for (auto bad : { "0", "-1", "x", "", "99999999" })
         CHECK(exit_code_of({ "--unplug-timeout-ms", bad }) == 2);
+}
+
+TEST_CASE("the --guest-cpl option takes auto, 0 or 3, with CPUPLUG_GUEST_CPL as its default", "[cli]")
+{
+    ::unsetenv("CPUPLUG_GUEST_CPL");
+    CHECK(parse({})->machine.guest_cpl == GuestCpl::Auto);
+    CHECK(parse({ "--guest-cpl", "0" })->machine.guest_cpl == GuestCpl::Cpl0);
+    CHECK(parse({ "--guest-cpl", "3" })->machine.guest_cpl == GuestCpl::Cpl3);
+    CHECK(parse({ "--guest-cpl", "auto" })->machine.guest_cpl == GuestCpl::Auto);
+    for (auto bad : { "1", "2", "cpl0", "", "00" }) {
+        auto result = parse({ "--guest-cpl", bad });
+        REQUIRE_FALSE(result.has_value());
+        CHECK(result.error().code == 2);
+        CHECK(result.error().message.find("--guest-cpl") != std::string::npos);
+    }
+
+    ::setenv("CPUPLUG_GUEST_CPL", "3", 1);
+    CHECK(parse({})->machine.guest_cpl == GuestCpl::Cpl3);
+    CHECK(parse({ "--guest-cpl", "0" })->machine.guest_cpl == GuestCpl::Cpl0); // the option wins
+    ::setenv("CPUPLUG_GUEST_CPL", "kernel", 1);
+    auto bad_default = parse({});
+    REQUIRE_FALSE(bad_default.has_value());
+    CHECK(bad_default.error().message.find("CPUPLUG_GUEST_CPL") != std::string::npos);
+    ::unsetenv("CPUPLUG_GUEST_CPL");
 }

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 namespace vmm {
 
@@ -66,6 +67,12 @@ constexpr RequiredCap REQUIRED_CAPS[] = {
 };
 
 } // namespace
+
+bool supervisor_mode_emulated()
+{
+    struct stat info {};
+    return ::stat("/sys/module/kvm_pvm", &info) == 0;
+}
 
 cpuplug::Result<Kvm, std::string> Kvm::open(char const* path)
 {

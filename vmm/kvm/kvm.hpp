@@ -18,6 +18,10 @@ struct KvmLimits {
     uint32_t recommended_vcpus { 0 }; // KVM_CAP_NR_VCPUS
 };
 
+// True on nested PVM (the kvm_pvm module provides /dev/kvm): the guest's supervisor mode is emulated there,
+// ~1000x slower than its user mode, so cpuplug's guest keeps its kernel at CPL3 (docs/platform.md).
+bool supervisor_mode_emulated();
+
 class Kvm {
 public:
     // `path` is /dev/kvm except in tests of the error messages.

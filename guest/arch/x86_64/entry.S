@@ -152,11 +152,19 @@ ap_start64:
     movl    $0xB, 0x3E0(%rax)
     movl    $VECTOR_TIMER, 0x320(%rax)
 4:  call    user_data_segments
-    mov     %rbx, %rdi                  /* ap_main(PerCpu*) at CPL3 */
+    mov     %rbx, %rdi                  /* ap_main(PerCpu*) at the kernel's privilege level */
+    cmpb    $0, kernel_cpl0
+    jne     5f
     pushq   $USER_DS
     pushq   PERCPU_USER_STACK(%rbx)
     pushq   $RFLAGS_IF
     pushq   $USER_CS
+    pushq   $ap_main
+    iretq
+5:  pushq   $KERNEL_DS                  /* kernel.cpl=0: the same stack, at CPL0 */
+    pushq   PERCPU_USER_STACK(%rbx)
+    pushq   $RFLAGS_IF
+    pushq   $KERNEL_CS
     pushq   $ap_main
     iretq
 
@@ -307,6 +315,14 @@ sys_park:
     cli
 1:  hlt
     jmp     1b
+/* kernel.cpl=0: the caller goes on at CPL0 on its own stack (in 64-bit mode iretq pops SS:RSP at any
+   level), and APs started from now on enter ap_main at CPL0. DS and ES keep the DPL-3 data selector,
+   which CPL0 may use. */
+sys_enter_cpl0:
+    movq    $KERNEL_CS, 8(%rsp)
+    movq    $KERNEL_DS, 32(%rsp)
+    movb    $1, kernel_cpl0
+    jmp     syscall_return
 sys_cpuid:
     push    %rbx
     mov     %rdx, %r8
@@ -327,7 +343,7 @@ syscall_return:
     .balign 8
 syscall_table:
     .quad sys_wait, sys_outb, sys_outw, sys_outl, sys_inb, sys_inw, sys_inl, sys_outsb, sys_wrmsr, sys_rdmsr
-    .quad sys_park, sys_cpuid, sys_ipi_wait, sys_ipi3, sys_apic_starting
+    .quad sys_park, sys_cpuid, sys_ipi_wait, sys_ipi3, sys_apic_starting, sys_enter_cpl0
 
 /* ---- interrupt stubs: one per vector, 16 bytes apart, at ISR_BASE ----------------------------------------- */
     .section .text.isr, "ax"
@@ -532,8 +548,9 @@ pd:
 
 /* ---- variables the stubs read, written by the CPL3 kernel ------------------------------------------------ */
     .data
-    .global apic_x2apic, sci_ioregsel, sci_rte_masked, sci_count
+    .global apic_x2apic, kernel_cpl0, sci_ioregsel, sci_rte_masked, sci_count
 apic_x2apic:    .byte 0
+kernel_cpl0:    .byte 0             /* 1 once the boot CPU took kernel.cpl=0: APs enter at CPL0 */
     .balign 4
 sci_ioregsel:   .long 0
 sci_rte_masked: .long 0x10000       /* a masked entry until the SCI is routed */

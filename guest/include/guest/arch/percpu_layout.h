@@ -27,7 +27,8 @@
 #define VECTOR_TIMER 0xF1 /* LAPIC one-shot timer: a wait timed out */
 #define VECTOR_SPURIOUS 0xFF
 
-/* System call numbers (kernel/sys.hpp), in rax for `ud1 %eax, %eax` from CPL3 (see entry.S). */
+/* System call numbers (kernel/sys.hpp), in rax for `ud1 %eax, %eax` from CPL3, or for the direct entry from
+   CPL0 (see entry.S). */
 #define SYS_WAIT 0         /* (u32* word, u32 seen, u64 timer ticks): halt unless *word != seen */
 #define SYS_OUTB 1         /* (port, value) */
 #define SYS_OUTW 2
@@ -45,4 +46,5 @@
                               SYS_WAIT; an ICR value of 0 sends nothing */
 #define SYS_IPI3 13        /* (icr, icr, icr): up to three x2APIC IPIs in order (0 = none): INIT, SIPI, SIPI */
 #define SYS_APIC_STARTING 14 /* (): the apic:starting register writes in x2APIC mode */
-#define SYS_COUNT 15
+#define SYS_ENTER_CPL0 15  /* (): return to the caller at CPL0 (kernel.cpl=0); APs then start at CPL0 too */
+#define SYS_COUNT 16
