@@ -19,7 +19,7 @@ void starting();
 // The DYING side: stop the timer.
 void dying();
 
-// Task priority: 0xF0 holds off every maskable interrupt; CPL3 code cannot clear IF on this host
+// Task priority: 0xF0 holds off every maskable interrupt; CPL3 code cannot clear IF on nested PVM
 // (docs/platform.md), so this is how the STARTING section runs with interrupts off.
 void set_task_priority(uint8_t priority);
 

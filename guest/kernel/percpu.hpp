@@ -1,5 +1,5 @@
 // The per-CPU area: one per CPU, reached through %gs at either privilege level. The first fields are used
-// by assembly at fixed offsets (guest/arch/percpu_layout.h); the rest is CPL3 C++ state.
+// by assembly at fixed offsets (guest/arch/percpu_layout.h); the rest is the kernel's C++ state.
 #pragma once
 
 #include <guest/arch/percpu_layout.h>
@@ -10,7 +10,7 @@
 
 namespace kernel {
 
-// The 64-bit TSS: only RSP0 (the stack for interrupts that arrive at CPL3) and the I/O map base matter.
+// The 64-bit TSS: only RSP0 (the stack for interrupts that arrive at CPL3; at CPL0 they use the current one) and the I/O map base matter.
 struct __attribute__((packed)) Tss {
     uint32_t reserved0;
     uint64_t rsp0, rsp1, rsp2;

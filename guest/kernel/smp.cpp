@@ -36,7 +36,7 @@ using cpuplug::CpuhpState;
 using cpuplug::TraceEvent;
 
 constexpr size_t KERNEL_STACK_SIZE = 4096;  // interrupt frames only; trap reports run on it too
-constexpr size_t USER_STACK_SIZE = 16384;   // the CPL3 kernel, the hotplug core and its callbacks
+constexpr size_t USER_STACK_SIZE = 16384;   // the kernel, the hotplug core and its callbacks (and, at CPL0, interrupts)
 constexpr uint64_t RUN_ON_CPU_TIMEOUT_NS = 20'000'000'000;
 
 Config g_config;
@@ -171,7 +171,7 @@ public:
             && g_wakeups_to_aps.fetch_add(1, std::memory_order_relaxed) % g_config.lose_wakeups == 0)
             return;
         if (!apic::x2apic()) {
-            apic::send_ipi(target->apic_id, VECTOR_WAKE); // MMIO from CPL3: no system call to save
+            apic::send_ipi(target->apic_id, VECTOR_WAKE); // MMIO: no system call even at CPL3
             return;
         }
         flush_deferred_ipi();
@@ -511,7 +511,7 @@ void bring_up_cpus(cpuplug::CpuMask const& cpus)
 
 } // namespace kernel::smp
 
-// The AP at CPL3, from ap_start64 (entry.S): report ALIVE to the hotplug core, wait to be released, run
+// The AP at the kernel's privilege level, from ap_start64 (entry.S): report ALIVE to the hotplug core, wait to be released, run
 // the STARTING section, then serve work from the control CPU until told to die.
 extern "C" [[noreturn]] void ap_main(kernel::PerCpu* me)
 {

@@ -1,5 +1,5 @@
 // SMP: the CPUs the MADT lists, the hotplug core that brings them up and down, and the platform it runs
-// on (INIT/SIPI, IPIs, halts). Everything here runs at CPL3.
+// on (INIT/SIPI, IPIs, halts). Everything here runs at the kernel's level (CPL0, or CPL3 on nested PVM).
 #pragma once
 
 #include <guest/lib/acpi_tables.hpp>

@@ -47,7 +47,7 @@ TEST_CASE("the guest sees the memory size and the command line it is given", "[i
     CHECK(result.out.find("exit_after_boot hello=world\"") != std::string::npos);
 }
 
-TEST_CASE("the guest's kernel runs at the privilege level --guest-cpl asks for; auto is CPL3 only on nested PVM", "[integration][boot]")
+TEST_CASE("the guest's kernel runs at the privilege level --guest-cpl asks for, and auto is CPL3 only on nested PVM", "[integration][boot]")
 {
     for (auto [cpl, banner] : { std::pair { "0", "kernel at CPL0" }, std::pair { "3", "kernel at CPL3" } }) {
         auto result = run_process({ VMM, "--cpus", "4", "--guest-cpl", cpl, "--exit-after-boot" }, 30s);

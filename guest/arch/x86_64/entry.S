@@ -1,6 +1,10 @@
 /* guest/arch/x86_64/entry.S: the guest's CPL0 layer. The PVH entry and the switch to long mode, the boot
- * CPU's drop to CPL3, the AP path (real-mode trampoline to long mode to CPL3), the system calls, the
+ * CPU's drop to CPL3, the AP path (real-mode trampoline to long mode to the kernel), the system calls, the
  * interrupt stubs, and the static GDT, IDT and page tables.
+ *
+ * The kernel runs at CPL3 with kernel.cpl=3 (nested PVM, below) and at CPL0 otherwise: the boot CPU moves
+ * there with SYS_ENTER_CPL0 and APs then enter ap_main at CPL0. At CPL0 the kernel reaches the system-call
+ * handlers directly, through a frame it builds as the #UD gate would (kernel/sys.hpp), with no exit.
  *
  * On nested PVM every CPL0 instruction goes through KVM's emulator (~0.6 us each) while CPL3 runs natively,
  * so this layer is as small as it can be: everything a loader would compute is static data, the kernel's

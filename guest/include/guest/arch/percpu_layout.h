@@ -5,7 +5,7 @@
 
 /* struct PerCpu (kernel/percpu.hpp), reached through %gs from CPL0 and CPL3 alike. */
 #define PERCPU_KERNEL_STACK 0x00 /* u64: top of the CPL0 stack (also TSS.RSP0) */
-#define PERCPU_USER_STACK 0x08   /* u64: top of the CPL3 stack */
+#define PERCPU_USER_STACK 0x08   /* u64: top of the kernel's stack (at CPL3 or CPL0) */
 #define PERCPU_SELF 0x10         /* u64: the PerCpu's own address */
 #define PERCPU_CPU 0x18          /* u32: CPU index */
 #define PERCPU_APIC_ID 0x1C      /* u32 */
