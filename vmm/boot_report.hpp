@@ -2,6 +2,8 @@
 // kicked, came alive and went online, and how long each phase took. Written as JSON (--boot-report).
 #pragma once
 
+#include <guest/abi/platform.h>
+
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -19,7 +21,7 @@ public:
     struct Settings {
         uint32_t vcpus { 1 };
         bool parallel { true };
-        uint64_t init_delay_us { 10000 };
+        uint64_t init_delay_us { platform::INIT_DELAY_US };
     };
 
     BootReport(TimePoint process_start, std::vector<uint32_t> apic_ids, Settings settings);

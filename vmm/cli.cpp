@@ -85,9 +85,10 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
     app.add_option("--bringup", bringup, "How the guest starts its APs: parallel (default) or serial")
         ->check(CLI::IsMember({ "parallel", "serial" }))
         ->type_name("parallel|serial");
-    std::string init_delay = "10000";
+    std::string init_delay = std::to_string(platform::INIT_DELAY_US);
     app.add_option("--init-delay-us", init_delay,
-           "Microseconds between INIT and STARTUP (guest cpu_init_udelay; default 10000, 0 as Linux on KVM)")
+           fmt::format("Microseconds between INIT and STARTUP (guest cpu_init_udelay; default {}, 0 as Linux on KVM)",
+               platform::INIT_DELAY_US))
         ->type_name("N");
     // The environment's CPUPLUG_GUEST_CPL is the default, so a whole test suite can run in either mode.
     char const* cpl_env = std::getenv("CPUPLUG_GUEST_CPL");

@@ -5,6 +5,8 @@
 #include "qmp/endpoint.hpp"
 #include "smp_config.hpp"
 
+#include <guest/abi/platform.h>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -28,7 +30,7 @@ enum class GuestCpl { Auto, Cpl0, Cpl3 };
 struct MachineConfig {
     SmpConfig smp;                          // --cpus
     Bringup bringup { Bringup::Parallel };  // --bringup: cpuhp.parallel= for the guest
-    uint64_t init_delay_us { 10000 };       // --init-delay-us: cpu_init_udelay= for the guest
+    uint64_t init_delay_us { platform::INIT_DELAY_US }; // --init-delay-us: cpu_init_udelay= for the guest
     GuestCpl guest_cpl { GuestCpl::Auto };  // --guest-cpl: kernel.cpl= for the guest
     std::optional<std::string> boot_report; // --boot-report: a path, or "-" for stdout
     uint64_t memory_bytes { layout::DEFAULT_RAM };

@@ -31,7 +31,6 @@ namespace vmm {
 
 namespace {
 
-constexpr uint32_t SCI_GSI = 9;
 constexpr auto VCPU_STOP_TIMEOUT = std::chrono::seconds(1);
 constexpr auto VCPU_PAUSE_TIMEOUT = std::chrono::seconds(1);
 constexpr auto VCPU_REKICK_INTERVAL = std::chrono::milliseconds(10);
@@ -75,7 +74,7 @@ Machine::Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm
     BootReport::Settings settings;
     settings.vcpus = config.smp.cpus;
     settings.parallel = line.get_bool("cpuhp.parallel", true);
-    settings.init_delay_us = line.get_u64("cpu_init_udelay", 10000);
+    settings.init_delay_us = line.get_u64("cpu_init_udelay", platform::INIT_DELAY_US);
     std::vector<uint32_t> present(m_apic_ids.begin(), m_apic_ids.begin() + config.smp.cpus);
     m_report = std::make_unique<BootReport>(config.process_start, std::move(present), settings);
 }
@@ -166,7 +165,7 @@ cpuplug::Result<void, std::string> Machine::build_acpi()
     platform.cpu_hotplug = m_config.hotplug;
     platform.cpu_hotplug_base = cpu_hotplug::DEFAULT_BASE;
     platform.boot_cpu = 0;
-    platform.sci_irq = SCI_GSI;
+    platform.sci_irq = ::platform::SCI_GSI;
     auto tables = acpi::build_tables(platform, layout::ACPI_TABLES_START,
         layout::ACPI_TABLES_END - layout::ACPI_TABLES_START, layout::RSDP);
     if (!tables.has_value())
@@ -208,7 +207,7 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
                 sleep_type);
     };
     pm_callbacks.sci = [this](bool level) {
-        if (auto raised = m_vm.irq_line(SCI_GSI, level); !raised.has_value())
+        if (auto raised = m_vm.irq_line(platform::SCI_GSI, level); !raised.has_value())
             spdlog::error("cannot set the SCI line: {}", raised.error());
     };
     m_pm = std::make_shared<AcpiPm>(std::move(pm_callbacks));

@@ -6,6 +6,7 @@
 #include "sys.hpp"
 #include "x86.hpp"
 
+#include <guest/abi/platform.h>
 #include <guest/arch/percpu_layout.h>
 
 namespace kernel::apic {
@@ -15,7 +16,7 @@ namespace {
 constexpr uint32_t MSR_APIC_BASE = 0x1B;
 constexpr uint64_t APIC_BASE_ENABLE = 1u << 11;
 constexpr uint64_t APIC_BASE_X2APIC = 1u << 10;
-constexpr uintptr_t XAPIC_MMIO = 0xFEE00000;
+constexpr uintptr_t XAPIC_MMIO = platform::LAPIC_BASE;
 
 enum Register : uint32_t {
     ID = 0x20,

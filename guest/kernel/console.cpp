@@ -4,10 +4,12 @@
 
 #include "sys.hpp"
 
+#include <guest/abi/platform.h>
+
 namespace kernel {
 
 namespace {
-constexpr uint16_t COM1 = 0x3F8;
+constexpr uint16_t COM1 = platform::COM1_PORT;
 
 void send(char const* data, size_t count) { sys::outsb(COM1, data, count); }
 } // namespace

@@ -1,10 +1,12 @@
 // IOAPIC access: select register at +0, data window at +0x10; redirection entry n at 0x10 + 2n.
 #include "ioapic.hpp"
 
+#include <guest/abi/platform.h>
+
 namespace kernel::ioapic {
 
 namespace {
-uintptr_t g_base = 0xFEC00000;
+uintptr_t g_base = platform::IOAPIC_BASE;
 uint32_t g_gsi_base = 0;
 uint32_t g_low[24] {};
 

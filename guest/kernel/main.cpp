@@ -17,6 +17,7 @@
 #include "trap.hpp"
 #include "x86.hpp"
 
+#include <guest/abi/platform.h>
 #include <guest/abi/control.hpp>
 #include <guest/abi/cpu_hotplug.hpp>
 #include <guest/lib/acpi_tables.hpp>
@@ -98,7 +99,7 @@ AcpiState read_acpi(guest::BootInfo const& boot)
 
 // The SCI: routed through the IOAPIC to the boot CPU, level-triggered as the MADT's override says.
 // The stub in entry.S masks it on arrival; serve_sci() clears the event and unmasks it.
-uint32_t g_sci_gsi = 9;
+uint32_t g_sci_gsi = platform::SCI_GSI;
 
 void route_sci(AcpiState const& acpi, uint32_t boot_apic_id)
 {

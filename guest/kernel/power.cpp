@@ -4,10 +4,12 @@
 #include "status.hpp"
 #include "sys.hpp"
 
+#include <guest/abi/platform.h>
+
 namespace kernel {
 
 namespace {
-uint16_t g_pm1a_control = 0x604;
+uint16_t g_pm1a_control = platform::PM_BASE + platform::PM1A_CNT_OFFSET;
 constexpr uint16_t SLP_EN = 1 << 13;
 constexpr uint16_t SLP_TYP_S5 = 0 << 10;
 } // namespace

@@ -10,6 +10,7 @@
 #include "status.hpp"
 #include "sys.hpp"
 
+#include <guest/abi/platform.h>
 #include <guest/abi/status_port.hpp>
 #include <guest/lib/format.hpp>
 
@@ -319,7 +320,7 @@ Config config_from(guest::Cmdline const& cmdline)
 {
     Config config;
     config.parallel = cmdline.get_bool("cpuhp.parallel", true);
-    config.init_udelay_us = cmdline.get_u64("cpu_init_udelay", 10000);
+    config.init_udelay_us = cmdline.get_u64("cpu_init_udelay", platform::INIT_DELAY_US);
     config.trace_steps = cmdline.get_bool("cpuhp.trace", false);
     config.test_states = cmdline.get_bool("cpuhp.test_states", false);
     config.lose_wakeups = cmdline.get_u64("smp.lose_wakeups", 0);

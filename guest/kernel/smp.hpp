@@ -2,6 +2,7 @@
 // on (INIT/SIPI, IPIs, halts). Everything here runs at the kernel's level (CPL0, or CPL3 on nested PVM).
 #pragma once
 
+#include <guest/abi/platform.h>
 #include <guest/lib/acpi_tables.hpp>
 #include <guest/lib/cmdline.hpp>
 #include <guest/lib/start_info.hpp>
@@ -15,7 +16,7 @@ namespace kernel::smp {
 
 struct Config {
     bool parallel { true };           // cpuhp.parallel=
-    uint64_t init_udelay_us { 10000 }; // cpu_init_udelay=
+    uint64_t init_udelay_us { platform::INIT_DELAY_US }; // cpu_init_udelay=
     bool trace_steps { false };        // cpuhp.trace=1: report every step to the VMM
     bool test_states { false };        // cpuhp.test_states=1: no-op states in both dynamic ranges
     uint64_t lose_wakeups { 0 };       // smp.lose_wakeups=N: one in N wake-up IPIs to APs is not sent, the first included

@@ -6,6 +6,8 @@
 
 #include "io_bus.hpp"
 
+#include <guest/abi/platform.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -15,14 +17,14 @@ namespace vmm {
 
 class AcpiPm final : public IoDevice {
 public:
-    static constexpr uint16_t BASE = 0x600;
+    static constexpr uint16_t BASE = platform::PM_BASE;
     static constexpr uint16_t SIZE = 0x30;
     // Offsets in the block (the FADT advertises BASE + these).
-    static constexpr uint16_t PM1A_EVT = 0x00; // 2 bytes status, 2 bytes enable
-    static constexpr uint16_t PM1A_CNT = 0x04; // 2 bytes
-    static constexpr uint16_t PM_TMR = 0x08;   // 4 bytes, 24-bit counter
-    static constexpr uint16_t GPE0 = 0x20;     // 8 bytes status, 8 bytes enable
-    static constexpr uint16_t GPE0_LENGTH = 16;
+    static constexpr uint16_t PM1A_EVT = platform::PM1A_EVT_OFFSET; // 2 bytes status, 2 bytes enable
+    static constexpr uint16_t PM1A_CNT = platform::PM1A_CNT_OFFSET; // 2 bytes
+    static constexpr uint16_t PM_TMR = platform::PM_TMR_OFFSET;     // 4 bytes, 24-bit counter
+    static constexpr uint16_t GPE0 = platform::GPE0_OFFSET;         // 8 bytes status, 8 bytes enable
+    static constexpr uint16_t GPE0_LENGTH = platform::GPE0_LENGTH;
 
     static constexpr uint16_t PM1_PWRBTN = 1 << 8;
     static constexpr uint16_t PM1_CNT_SCI_EN = 1 << 0;

@@ -4,6 +4,8 @@
 
 #include "io_bus.hpp"
 
+#include <guest/abi/platform.h>
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,7 +25,7 @@ std::unique_ptr<SerialSink> make_null_sink();
 
 class Serial16550 final : public IoDevice {
 public:
-    static constexpr uint16_t COM1_BASE = 0x3F8;
+    static constexpr uint16_t COM1_BASE = platform::COM1_PORT;
     static constexpr uint16_t REGISTER_COUNT = 8;
     static constexpr size_t MAX_LINE = 4096;
 

@@ -5,6 +5,8 @@
 
 #include <acpi/aml.hpp>
 #include <cpuplug/result.hpp>
+#include <guest/abi/cpu_hotplug.hpp>
+#include <guest/abi/platform.h>
 
 #include <cstdint>
 #include <span>
@@ -23,17 +25,17 @@ struct PlatformConfig {
     std::vector<CpuEntry> cpus; // one per *possible* CPU, uid = cpu index
     // PM1a_EVT = pm_base (len 4), PM1a_CNT = pm_base+4 (len 2), PM_TMR = pm_base+8 (len 4),
     // GPE0 = pm_base+0x20 (len 16), as QEMU's q35 (ICH9) PM block.
-    uint16_t pm_base = 0x600;
-    uint8_t sci_irq = 9;
-    uint64_t lapic_address = 0xFEE00000;
-    uint64_t ioapic_address = 0xFEC00000;
+    uint16_t pm_base = platform::PM_BASE;
+    uint8_t sci_irq = platform::SCI_GSI;
+    uint64_t lapic_address = platform::LAPIC_BASE;
+    uint64_t ioapic_address = platform::IOAPIC_BASE;
     uint8_t ioapic_id = 0;
     // QEMU's "modern" CPU-hotplug interface (QEMU's hw/acpi/cpu.c and docs/specs/acpi_cpu_hotplug.rst;
     // register table in docs/acpi.md): the register block \_SB.PRES at cpu_hotplug_base (CPU_HOTPLUG_LENGTH
     // bytes of I/O space), _STA/_MAT/_EJ0/_OST on every CPU object and \_GPE._E02 to scan for events. Off,
     // CPU objects report the fixed `present` state.
     bool cpu_hotplug = false;
-    uint16_t cpu_hotplug_base = 0x0CD8; // q35's address
+    uint16_t cpu_hotplug_base = cpu_hotplug::DEFAULT_BASE; // q35's address
     uint32_t boot_cpu = 0;              // index into cpus; the one CPU without _EJ0
 };
 
@@ -65,18 +67,18 @@ inline constexpr size_t FACS_SIZE = 64;
 inline constexpr size_t MAX_CPUS = 0x1000; // the DSDT names CPUs C000..CFFF
 
 // Offsets in the PM block at PlatformConfig::pm_base, and the lengths the FADT gives them.
-inline constexpr uint16_t PM1A_EVT_OFFSET = 0x00;
+inline constexpr uint16_t PM1A_EVT_OFFSET = platform::PM1A_EVT_OFFSET;
 inline constexpr uint8_t PM1_EVT_LENGTH = 4;
-inline constexpr uint16_t PM1A_CNT_OFFSET = 0x04;
+inline constexpr uint16_t PM1A_CNT_OFFSET = platform::PM1A_CNT_OFFSET;
 inline constexpr uint8_t PM1_CNT_LENGTH = 2;
-inline constexpr uint16_t PM_TMR_OFFSET = 0x08;
+inline constexpr uint16_t PM_TMR_OFFSET = platform::PM_TMR_OFFSET;
 inline constexpr uint8_t PM_TMR_LENGTH = 4;
-inline constexpr uint16_t GPE0_OFFSET = 0x20;
-inline constexpr uint8_t GPE0_LENGTH = 16;
+inline constexpr uint16_t GPE0_OFFSET = platform::GPE0_OFFSET;
+inline constexpr uint8_t GPE0_LENGTH = platform::GPE0_LENGTH;
 
 // The CPU-hotplug register block's size, and the GPE0 bit whose handler (\_GPE._E02) scans it.
-inline constexpr uint8_t CPU_HOTPLUG_LENGTH = 12;
-inline constexpr unsigned CPU_HOTPLUG_GPE = 2;
+inline constexpr uint8_t CPU_HOTPLUG_LENGTH = cpu_hotplug::SIZE;
+inline constexpr unsigned CPU_HOTPLUG_GPE = cpu_hotplug::GPE_BIT;
 
 // Checks what the tables cannot express: at most MAX_CPUS CPUs, uid = index, unique APIC ids, at least one
 // present CPU, a type-0-compatible UID for APIC ids below 255, an ISA SCI, 32-bit APIC addresses, a PM block

@@ -10,6 +10,7 @@
  * so this layer is as small as it can be: everything a loader would compute is static data, the kernel's
  * logic runs at CPL3, and CPL0 is entered only for what needs it (see docs/platform.md). */
 
+#include <guest/abi/platform.h>
 #include <guest/arch/percpu_layout.h>
 
 #define ISR_BASE        0x100000    /* linker.ld places .text.isr here and asserts it */
@@ -28,8 +29,8 @@
 #define X2APIC_LVT_LINT0 0x835
 #define X2APIC_LVT_LINT1 0x836
 #define X2APIC_LVT_ERROR 0x837
-#define XAPIC_BASE      0xFEE00000
-#define IOAPIC_BASE     0xFEC00000
+#define XAPIC_BASE      PLATFORM_LAPIC_BASE
+#define IOAPIC_BASE     PLATFORM_IOAPIC_BASE
 #define EFER_LME_SCE    0x100       /* long mode (no SCE: system calls use int $0x80) */
 #define CR0_PE_ET_PG    0x80000011
 #define CR4_PAE         0x20

@@ -17,6 +17,9 @@
 //   0x1_0000_0000 -             RAM beyond 3 GiB, if any
 #pragma once
 
+#include <guest/abi/platform.h>
+#include <guest/abi/status_port.hpp>
+
 #include <cstdint>
 
 namespace vmm::layout {
@@ -42,9 +45,9 @@ inline constexpr uint64_t MMIO_HOLE_START = 3 * GiB;
 inline constexpr uint64_t MMIO_HOLE_END = 4 * GiB;
 inline constexpr uint64_t HIGH_RAM_START = 4 * GiB;
 
-inline constexpr uint64_t STATUS_MMIO = 0xFEB00000;
-inline constexpr uint64_t IOAPIC_BASE = 0xFEC00000;
-inline constexpr uint64_t LAPIC_BASE = 0xFEE00000;
+inline constexpr uint64_t STATUS_MMIO = status_port::DEFAULT_MMIO;
+inline constexpr uint64_t IOAPIC_BASE = platform::IOAPIC_BASE;
+inline constexpr uint64_t LAPIC_BASE = platform::LAPIC_BASE;
 inline constexpr uint64_t KVM_IDENTITY_MAP = 0xFFFBC000; // one page
 inline constexpr uint64_t KVM_TSS = 0xFFFBD000;          // three pages
 
