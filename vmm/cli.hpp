@@ -4,7 +4,7 @@
 
 #include "config.hpp"
 
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 
 #include <string>
 #include <string_view>

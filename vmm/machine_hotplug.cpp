@@ -6,8 +6,8 @@
 
 #include "arch/x86_64/topology.hpp"
 
+#include <cpuplug/base/errno.hpp>
 #include <cpuplug/cpuhp_state.hpp>
-#include <cpuplug/errno.hpp>
 #include <guest/abi/cpu_hotplug.hpp>
 
 #include <boost/asio/post.hpp>

@@ -5,7 +5,7 @@
 
 #include "arch/x86_64/topology.hpp"
 
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 
 #include <cstdint>
 #include <string>

@@ -1,7 +1,7 @@
 // AML encodings of the builder's constructs (ACPI 6.5 chapter 20: the grammar in §20.2, PkgLength in §20.2.4,
 // the opcode values in §20.3).
 #include <acpi/aml.hpp>
-#include <cpuplug/assert.hpp>
+#include <cpuplug/base/assert.hpp>
 
 #include <initializer_list>
 #include <string>

@@ -4,7 +4,7 @@
 #include "sdt.hpp"
 
 #include <acpi/tables.hpp>
-#include <cpuplug/assert.hpp>
+#include <cpuplug/base/assert.hpp>
 
 #include <algorithm>
 

@@ -3,7 +3,7 @@
 
 #include <acpi/checksum.hpp>
 #include <acpi/tables.hpp>
-#include <cpuplug/assert.hpp>
+#include <cpuplug/base/assert.hpp>
 
 namespace acpi::sdt {
 

@@ -12,7 +12,7 @@
 #include <guest/lib/format.hpp>
 #include <guest/lib/hotplug_registers.hpp>
 
-#include <cpuplug/errno.hpp>
+#include <cpuplug/base/errno.hpp>
 
 namespace kernel::acpi_hotplug {
 

@@ -1,5 +1,5 @@
 // cpuplug::panic for the freestanding build: report on the console, then power off with a failure status.
-#include <cpuplug/assert.hpp>
+#include <cpuplug/base/assert.hpp>
 
 #include "console.hpp"
 #include "power.hpp"

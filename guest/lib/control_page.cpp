@@ -2,7 +2,7 @@
 // hotplug/states, and cpu_hotplug_disable/enable.
 #include <guest/lib/control_page.hpp>
 
-#include <cpuplug/errno.hpp>
+#include <cpuplug/base/errno.hpp>
 
 namespace guest::control_page {
 

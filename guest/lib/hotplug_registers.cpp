@@ -1,7 +1,7 @@
 // The ACPI CPU-hotplug register sequences (QEMU's CSCN, COST, CEJ0), over an abstract accessor.
 #include <guest/lib/hotplug_registers.hpp>
 
-#include <cpuplug/errno.hpp>
+#include <cpuplug/base/errno.hpp>
 
 namespace guest::hotplug {
 

@@ -1,7 +1,7 @@
 #include <guest/lib/hotplug_registers.hpp>
 #include <guest/lib/control_page.hpp>
 
-#include <cpuplug/errno.hpp>
+#include <cpuplug/base/errno.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -2,7 +2,7 @@
 // the Xen PVH entry note. A pure function over the file's bytes, so every refusal is unit-tested.
 #pragma once
 
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 
 #include <cstdint>
 #include <span>

@@ -4,7 +4,7 @@
 
 #include "guest_log.hpp"
 
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 
 #include <atomic>
 #include <cstdint>

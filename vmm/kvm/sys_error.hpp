@@ -1,7 +1,7 @@
 // SysError: a failed system call, as errno plus the name of what was attempted ("KVM_CREATE_VCPU").
 #pragma once
 
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 
 #include <fmt/format.h>
 

@@ -4,7 +4,7 @@
 
 #include "../kvm/unique_fd.hpp"
 
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 
 #include <cstdint>
 #include <cstring>

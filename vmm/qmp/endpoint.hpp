@@ -3,7 +3,7 @@
 // (wait=off is the default, unlike QEMU), and a TCP socket without a host binds to loopback only.
 #pragma once
 
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 
 #include <cstdint>
 #include <string>

@@ -8,7 +8,7 @@
 #include "json_format.hpp"
 #include "json_stream.hpp"
 
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 
 #include <deque>
 #include <functional>

@@ -11,7 +11,7 @@
 // `NameString::parse` and `EisaId::parse` report the same errors as values, for names that come from data.
 #pragma once
 
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 
 #include <array>
 #include <concepts>

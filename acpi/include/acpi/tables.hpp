@@ -4,7 +4,7 @@
 #pragma once
 
 #include <acpi/aml.hpp>
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 #include <guest/abi/cpu_hotplug.hpp>
 #include <guest/abi/platform.h>
 

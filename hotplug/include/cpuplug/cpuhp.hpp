@@ -4,11 +4,11 @@
 // effects through the Platform interface.
 #pragma once
 
+#include <cpuplug/base/errno.hpp>
+#include <cpuplug/base/sync.hpp>
 #include <cpuplug/cpuhp_state.hpp>
 #include <cpuplug/cpumask.hpp>
-#include <cpuplug/errno.hpp>
 #include <cpuplug/platform.hpp>
-#include <cpuplug/sync.hpp>
 
 #include <atomic>
 #include <cstdint>

@@ -68,7 +68,7 @@ struct Header {
     uint32_t command;      // Command
     uint32_t cpu;
     uint32_t state;
-    int32_t result;        // 0 or a negative errno (cpuplug/errno.hpp values)
+    int32_t result;        // 0 or a negative errno (cpuplug/base/errno.hpp values)
     uint32_t state_count;  // QueryCpuhp: entries in `states`
     uint32_t cpu_count;    // QueryCpuhp: entries in the CpuRecord array after the header
     uint32_t disabled;     // QueryCpuhp: the hotplug disable count

@@ -5,7 +5,7 @@
 
 #include <guest/lib/start_info.hpp>
 
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -4,7 +4,7 @@
 #include <guest/abi/pvh.hpp>
 #include <guest/lib/string.hpp>
 
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 
 #include <cstdint>
 

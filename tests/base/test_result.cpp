@@ -1,4 +1,4 @@
-#include <cpuplug/result.hpp>
+#include <cpuplug/base/result.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -82,7 +82,7 @@ TEST_CASE("move-only values move through a Result", "[result]")
 }
 
 #include <cerrno>
-#include <cpuplug/errno.hpp>
+#include <cpuplug/base/errno.hpp>
 
 TEST_CASE("the core's error numbers are Linux's", "[result]")
 {

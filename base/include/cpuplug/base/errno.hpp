@@ -1,5 +1,6 @@
-// Error numbers with Linux's values: the hotplug core returns 0 or a negative errno, like kernel/cpu.c.
-// Prefixed ERR_ because hosted code also sees <cerrno>'s macros of the same names.
+// Error numbers with Linux's values, the same in the guest and the host: the hotplug core returns 0 or a
+// negative errno, like kernel/cpu.c, and the guest's control page and the VMM pass them on. Prefixed ERR_
+// because hosted code also sees <cerrno>'s macros of the same names.
 #pragma once
 
 namespace cpuplug {

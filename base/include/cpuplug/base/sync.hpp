@@ -1,21 +1,24 @@
-// Locks for the freestanding hotplug core: a spin mutex and a reader/writer lock on std::atomic. Waiters
-// call Platform::relax() between attempts; hotplug operations are rare, so contention is short.
+// Freestanding locks: a spin mutex and a reader/writer lock on std::atomic. A waiter calls relax() on what
+// the caller passes between attempts (the hotplug core passes its Platform: `pause` in the guest); they
+// suit short critical sections under little contention, such as hotplug operations.
 #pragma once
-
-#include <cpuplug/platform.hpp>
 
 #include <atomic>
 #include <cstdint>
 
 namespace cpuplug {
 
+// What a lock calls while it waits: `waiter.relax()`.
+template<typename W>
+concept SpinWaiter = requires(W& waiter) { waiter.relax(); };
+
 class SpinMutex {
 public:
-    void lock(Platform& platform)
+    void lock(SpinWaiter auto& waiter)
     {
         while (m_locked.exchange(true, std::memory_order_acquire))
             while (m_locked.load(std::memory_order_relaxed))
-                platform.relax();
+                waiter.relax();
     }
     bool try_lock() { return !m_locked.exchange(true, std::memory_order_acquire); }
     void unlock() { m_locked.store(false, std::memory_order_release); }
@@ -25,32 +28,33 @@ private:
 };
 
 // Readers share; a writer excludes readers and other writers. A waiting writer holds off new readers, so
-// a stream of readers cannot starve a hotplug operation (Linux's percpu rw-semaphore does the same).
+// a stream of readers cannot starve a writer such as a hotplug operation (Linux's percpu rw-semaphore does
+// the same).
 class RwLock {
 public:
-    void read_lock(Platform& platform)
+    void read_lock(SpinWaiter auto& waiter)
     {
         for (;;) {
             uint32_t value = m_word.load(std::memory_order_relaxed);
             if ((value & WRITER) == 0
                 && m_word.compare_exchange_weak(value, value + 1, std::memory_order_acquire, std::memory_order_relaxed))
                 return;
-            platform.relax();
+            waiter.relax();
         }
     }
     void read_unlock() { m_word.fetch_sub(1, std::memory_order_release); }
 
-    void write_lock(Platform& platform)
+    void write_lock(SpinWaiter auto& waiter)
     {
         for (;;) {
             uint32_t value = m_word.load(std::memory_order_relaxed);
             if ((value & WRITER) == 0
                 && m_word.compare_exchange_weak(value, value | WRITER, std::memory_order_acquire, std::memory_order_relaxed))
                 break;
-            platform.relax();
+            waiter.relax();
         }
         while ((m_word.load(std::memory_order_acquire) & ~WRITER) != 0)
-            platform.relax();
+            waiter.relax();
     }
     void write_unlock() { m_word.fetch_and(~WRITER, std::memory_order_release); }
 

@@ -2,7 +2,7 @@
 // so the guest, the hotplug core and the VMM all report errors the same way.
 #pragma once
 
-#include <cpuplug/assert.hpp>
+#include <cpuplug/base/assert.hpp>
 
 #include <new>
 #include <type_traits>
