@@ -11,7 +11,6 @@
 #include "embedded_guest.hpp"
 
 #include <acpi/tables.hpp>
-#include <guest/lib/cmdline.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -39,11 +38,6 @@ constexpr auto QMP_FLUSH_TIMEOUT = std::chrono::milliseconds(500);
 
 std::string fail(char const* what, SysError const& error) { return fmt::format("{}: {}", what, error.message()); }
 
-double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b)
-{
-    return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
 cpuplug::Result<std::vector<uint8_t>, std::string> read_file(std::string const& path)
 {
     std::ifstream in(path, std::ios::binary);
@@ -61,7 +55,6 @@ Machine::Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm
     , m_memory(std::move(memory))
     , m_vm(std::move(vm))
 {
-    m_timeline.process_start = config.process_start;
     for (uint32_t i = 0; i < config.smp.maxcpus; ++i)
         m_apic_ids.push_back(apic_id_from_index(config.smp.topology, i));
     m_slots.resize(config.smp.maxcpus);
@@ -69,15 +62,11 @@ Machine::Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm
     for (uint32_t i = 0; i < config.smp.cpus; ++i)
         m_slots[i].qom_path = fmt::format("/machine/unattached/device[{}]", i);
     m_slots.front().guest_view = Slot::GuestView::Online; // online before the guest's state machine starts
-    // What the guest will really use: the last occurrence on its command line wins, as in Linux.
-    std::string const cmdline = guest_cmdline();
-    guest::Cmdline line(guest::StringView(cmdline.data(), cmdline.size()));
-    BootReport::Settings settings;
-    settings.vcpus = config.smp.cpus;
-    settings.parallel = line.get_bool("cpuhp.parallel", true);
-    settings.init_delay_us = line.get_u64("cpu_init_udelay", 10000);
     std::vector<uint32_t> present(m_apic_ids.begin(), m_apic_ids.begin() + config.smp.cpus);
-    m_report = std::make_unique<BootReport>(config.process_start, std::move(present), settings);
+    m_boot = std::make_unique<BootObserver>(config, guest_cmdline(), std::move(present), [this] {
+        if (m_serial)
+            m_serial->flush();
+    });
 }
 
 Machine::~Machine()
@@ -122,15 +111,14 @@ cpuplug::Result<std::unique_ptr<Machine>, std::string> Machine::create(MachineCo
     }
 
     std::unique_ptr<Machine> machine(new Machine(config, std::move(kvm), memory.release_value(), vm.release_value()));
-    machine->m_timeline.vm_created = std::chrono::steady_clock::now();
+    machine->m_boot->vm_created(std::chrono::steady_clock::now());
     TRY(machine->check_limits());
     TRY(machine->set_up_devices());
     TRY(machine->build_acpi());
     TRY(machine->load_kernel());
-    machine->m_report->vcpus_creating(std::chrono::steady_clock::now());
+    machine->m_boot->vcpus_creating(std::chrono::steady_clock::now());
     TRY(machine->create_vcpus());
-    machine->m_timeline.vcpus_created = std::chrono::steady_clock::now();
-    machine->m_report->vcpus_created(machine->m_timeline.vcpus_created);
+    machine->m_boot->vcpus_created(std::chrono::steady_clock::now());
     for (uint32_t chip = 0; chip < machine->m_irqchip_power_on.size(); ++chip) {
         auto state = machine->m_vm.get_irqchip(chip);
         if (!state.has_value())
@@ -421,9 +409,7 @@ int Machine::run()
         spdlog::info("{}", request.reason);
     else
         spdlog::error("{}", request.reason);
-    if (!m_report->done())
-        write_boot_report(request.reason);
-    log_timeline();
+    m_boot->vm_ended(request.reason);
     return request.code;
 }
 
@@ -444,11 +430,7 @@ bool Machine::start_guest()
         m_slots[i].thread->start();
     for (size_t i = 1; i < m_config.smp.cpus; ++i)
         m_slots[i].thread->wait_started(std::chrono::seconds(5));
-    {
-        std::lock_guard lock(m_mutex);
-        m_timeline.guest_started = std::chrono::steady_clock::now();
-    }
-    m_report->guest_started(m_timeline.guest_started);
+    m_boot->guest_started(std::chrono::steady_clock::now());
     m_slots[0].thread->start();
     // Run control was held back until now: a `stop` that came early pauses every vCPU, not some.
     boost::asio::post(m_io, [this] {
@@ -478,31 +460,14 @@ bool Machine::exit_requested() const
     return m_exit.has_value();
 }
 
-BootTimeline Machine::timeline() const
-{
-    std::lock_guard lock(m_mutex);
-    return m_timeline;
-}
+BootTimeline Machine::timeline() const { return m_boot->timeline(); }
 
 void Machine::on_status_event(uint32_t event, std::chrono::steady_clock::time_point when)
 {
     using namespace status_port;
     switch (event_kind(event)) {
     case Kind::Milestone: {
-        auto milestone = static_cast<Milestone>(event_payload(event) & 0xFFFF);
-        {
-            std::lock_guard lock(m_mutex);
-            if (milestone == Milestone::KernelEntry && !m_timeline.kernel_entry)
-                m_timeline.kernel_entry = when;
-            else if (milestone == Milestone::BootDone && !m_timeline.boot_done)
-                m_timeline.boot_done = when;
-        }
-        if (milestone == Milestone::KernelEntry)
-            m_report->kernel_entry(when);
-        if (milestone == Milestone::BootDone) {
-            m_report->boot_done(when);
-            write_boot_report(std::nullopt);
-        }
+        m_boot->milestone(static_cast<Milestone>(event_payload(event) & 0xFFFF), when);
         break;
     }
     case Kind::Cpu:
@@ -545,79 +510,19 @@ void Machine::on_cpu_event(uint32_t event, std::chrono::steady_clock::time_point
 {
     using namespace status_port;
     uint32_t cpu = event_cpu(event);
-    uint8_t step = event_step(event);
-    uint8_t state = step & 0x3F;
-    switch (event_cpu_event(event)) {
-    case CpuEvent::Kicked:
-        m_report->kicked(cpu, when);
-        break;
-    case CpuEvent::Alive:
-        m_report->alive(cpu, when);
-        break;
-    case CpuEvent::Online:
-        m_report->online(cpu, when);
-        boost::asio::post(m_io, [this, cpu] { on_cpu_state(cpu, true); });
-        break;
-    case CpuEvent::Offline:
-        m_report->offline(cpu, when);
-        boost::asio::post(m_io, [this, cpu] { on_cpu_state(cpu, false); });
-        break;
-    case CpuEvent::StepFailed:
-        m_report->step_failed(cpu, state, (step & STEP_DOWN) != 0);
-        VMM_GUEST_LOG(m_guest_log.step_failed, info, "cpu {}: step {} failed going {}", cpu, state,
-            (step & STEP_DOWN) ? "down" : "up");
-        break;
-    case CpuEvent::Stopped:
-        m_report->stopped(cpu, state);
+    auto kind = event_cpu_event(event);
+    if (kind < CpuEvent::Kicked || kind > CpuEvent::Stopped) {
+        VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "status port: unknown CPU event {:#010x}", event);
+        return;
+    }
+    m_boot->cpu_event(kind, cpu, event_step(event), when);
+    if (kind == CpuEvent::Online || kind == CpuEvent::Offline)
+        boost::asio::post(m_io, [this, cpu, online = kind == CpuEvent::Online] { on_cpu_state(cpu, online); });
+    else if (kind == CpuEvent::Stopped)
         boost::asio::post(m_io, [this, cpu] {
             if (cpu < m_slots.size() && m_slots[cpu].present())
                 m_slots[cpu].guest_view = Slot::GuestView::Elsewhere;
         });
-        break;
-    case CpuEvent::Step:
-        spdlog::debug("cpu {}: step {} {}{}", cpu, state, (step & STEP_DOWN) ? "down" : "up",
-            (step & STEP_ROLLBACK) ? " (rollback)" : "");
-        break;
-    default:
-        VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "status port: unknown CPU event {:#010x}", event);
-        break;
-    }
-}
-
-void Machine::write_boot_report(std::optional<std::string> const& error)
-{
-    {
-        std::lock_guard lock(m_mutex);
-        if (m_report_written || !m_config.boot_report)
-            return;
-        m_report_written = true;
-    }
-    std::string text = m_report->json(error) + "\n";
-    if (*m_config.boot_report == "-") {
-        m_serial->flush(); // keep the console's lines whole around the report
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-        return;
-    }
-    FILE* file = std::fopen(m_config.boot_report->c_str(), "w");
-    if (!file) {
-        spdlog::error("cannot write the boot report to {}: {}", *m_config.boot_report, std::strerror(errno));
-        return;
-    }
-    std::fwrite(text.data(), 1, text.size(), file);
-    std::fclose(file);
-}
-
-void Machine::log_timeline() const
-{
-    auto t = timeline();
-    auto start = t.process_start;
-    spdlog::info("timeline: VM created {:.2f} ms, vCPUs ready {:.2f} ms, guest started {:.2f} ms", ms_between(start, t.vm_created),
-        ms_between(start, t.vcpus_created), ms_between(start, t.guest_started));
-    if (t.kernel_entry && t.boot_done)
-        spdlog::info("timeline: kernel entry +{:.3f} ms, boot done +{:.3f} ms after the guest started (total {:.2f} ms)",
-            ms_between(t.guest_started, *t.kernel_entry), ms_between(t.guest_started, *t.boot_done),
-            ms_between(start, *t.boot_done));
 }
 
 void Machine::vcpu_failed(uint32_t vcpu_id, std::string const& reason)

@@ -2,7 +2,7 @@
 // the kernel; run() starts the threads and blocks until the VM ends, returning vmm's exit code.
 #pragma once
 
-#include "boot_report.hpp"
+#include "boot_observer.hpp"
 #include "config.hpp"
 #include "cpu/vcpu_state.hpp"
 #include "cpu/vcpu_thread.hpp"
@@ -51,13 +51,6 @@ struct ExitRequest {
     std::string cause { "host-error" }; // QMP's ShutdownCause
 };
 
-// Boot milestones as seen by the host, for the timing log and later the boot report.
-struct BootTimeline {
-    using TimePoint = std::chrono::steady_clock::time_point;
-    TimePoint process_start, vm_created, vcpus_created, guest_started;
-    std::optional<TimePoint> kernel_entry, boot_done;
-};
-
 class Machine final : private VcpuThreadEvents, private qmp::Backend {
 public:
     static cpuplug::Result<std::unique_ptr<Machine>, std::string> create(MachineConfig const& config);
@@ -83,8 +76,6 @@ private:
     std::string guest_cmdline() const;
     void on_status_event(uint32_t event, std::chrono::steady_clock::time_point when);
     void on_cpu_event(uint32_t event, std::chrono::steady_clock::time_point when);
-    void write_boot_report(std::optional<std::string> const& error);
-    void log_timeline() const;
 
     cpuplug::Result<void, std::string> set_up_qmp();
     cpuplug::Result<void, std::string> set_bsp_entry(Vcpu& bsp, VcpuState const& power_on);
@@ -160,15 +151,14 @@ private:
     std::shared_ptr<StatusPort> m_status;
     // What the guest makes the VMM log, each kind limited (guest_log.hpp).
     struct {
-        GuestLogLimit sleep_type, control_page, unknown_event, step_failed, hotplug;
+        GuestLogLimit sleep_type, control_page, unknown_event, hotplug;
     } m_guest_log;
     std::shared_ptr<CpuHotplugDevice> m_cpu_hotplug; // with --hotplug
     uint32_t m_boot_entry { 0 };
     uint32_t m_boot_start_info { 0 };
     uint64_t m_rsdp { 0 };
     std::vector<uint32_t> m_apic_ids;      // of every possible CPU, by index
-    std::unique_ptr<BootReport> m_report;
-    bool m_report_written { false };       // guarded by m_mutex
+    std::unique_ptr<BootObserver> m_boot;
     // One per possible CPU, by index. KVM cannot destroy a vCPU, so an unplugged slot keeps its Vcpu
     // (parked: no thread) and a re-plug reuses it from its power-on state.
     struct Slot {
@@ -221,10 +211,9 @@ private:
     uint32_t m_guest_seq { 0 };
     boost::asio::steady_timer m_guest_call_timer { m_io };
 
-    mutable std::mutex m_mutex; // guards m_exit, m_timeline and m_qmp_client_seen
+    mutable std::mutex m_mutex; // guards m_exit and m_qmp_client_seen
     std::condition_variable m_exit_cv;
     std::optional<ExitRequest> m_exit;
-    BootTimeline m_timeline;
     bool m_qmp_client_seen { false }; // for --qmp ...,wait=on
 };
 
