@@ -62,6 +62,19 @@ Machine::Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm
     for (uint32_t i = 0; i < config.smp.cpus; ++i)
         m_slots[i].qom_path = fmt::format("/machine/unattached/device[{}]", i);
     m_slots.front().guest_view = Slot::GuestView::Online; // online before the guest's state machine starts
+    GuestChannel::Listener listener;
+    listener.milestone = [this](status_port::Milestone milestone, auto when) { m_boot->milestone(milestone, when); };
+    listener.cpu = [this](status_port::CpuEvent event, uint32_t cpu, uint8_t step, auto when) { on_cpu_event(event, cpu, step, when); };
+    listener.exit = [this](uint8_t status) {
+        if (status == 0)
+            request_exit({ EXIT_OK, "the guest reported success", true, "guest-shutdown" });
+        else
+            request_exit({ EXIT_GUEST_FAILURE, fmt::format("the guest reported failure status {}", status), true,
+                "guest-panic" });
+    };
+    listener.vm_ending = [this] { return exit_requested(); };
+    listener.raise_gpe = [this] { m_pm->raise_gpe(control::GPE_BIT); };
+    m_guest = std::make_unique<GuestChannel>(m_io, m_memory, std::move(listener));
     std::vector<uint32_t> present(m_apic_ids.begin(), m_apic_ids.begin() + config.smp.cpus);
     m_boot = std::make_unique<BootObserver>(config, guest_cmdline(), std::move(present), [this] {
         if (m_serial)
@@ -200,7 +213,7 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
             spdlog::error("cannot set the SCI line: {}", raised.error());
     };
     m_pm = std::make_shared<AcpiPm>(std::move(pm_callbacks));
-    m_status = std::make_shared<StatusPort>([this](uint32_t event, auto when) { on_status_event(event, when); });
+    auto const& status = m_guest->status_port();
 
     struct Registration {
         IoRange range;
@@ -209,19 +222,19 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
     };
     for (auto const& r : { Registration { { Serial16550::COM1_BASE, Serial16550::REGISTER_COUNT }, m_serial, "COM1" },
              Registration { { AcpiPm::BASE, AcpiPm::SIZE }, m_pm, "ACPI PM" },
-             Registration { { status_port::DEFAULT_PORT, status_port::PORT_SIZE }, m_status, "status port" } }) {
+             Registration { { status_port::DEFAULT_PORT, status_port::PORT_SIZE }, status, "status port" } }) {
         if (auto inserted = m_io_bus.insert(r.range, r.device); !inserted.has_value())
             return cpuplug::unexpected(fmt::format("cannot register {}: {}", r.name, to_string(inserted.error())));
     }
-    if (auto inserted = m_mmio_bus.insert({ layout::STATUS_MMIO, status_port::PORT_SIZE }, m_status); !inserted.has_value())
+    if (auto inserted = m_mmio_bus.insert({ layout::STATUS_MMIO, status_port::PORT_SIZE }, status); !inserted.has_value())
         return cpuplug::unexpected(fmt::format("cannot register the status registers: {}", to_string(inserted.error())));
 
     if (m_config.hotplug) {
         CpuHotplugDevice::Callbacks callbacks;
         // Device callbacks run on the vCPU thread that wrote the register; the slots belong to the io thread.
         callbacks.ejected = [this](uint32_t index) { boost::asio::post(m_io, [this, index] { on_ejected(index); }); };
-        callbacks.ost = [this](uint32_t index, uint32_t event, uint32_t status) {
-            boost::asio::post(m_io, [this, index, event, status] { on_ost(index, event, status); });
+        callbacks.ost = [this](uint32_t index, uint32_t event, uint32_t ost_status) {
+            boost::asio::post(m_io, [this, index, event, ost_status] { on_ost(index, event, ost_status); });
         };
         callbacks.raise_gpe = [this] { m_pm->raise_gpe(cpu_hotplug::GPE_BIT); };
         std::vector<uint64_t> arch_ids(m_apic_ids.begin(), m_apic_ids.end());
@@ -451,7 +464,7 @@ void Machine::request_exit(ExitRequest request)
     }
     emit("SHUTDOWN", qmp::Json { { "guest", request.guest }, { "reason", request.cause } });
     // Commands waiting for the guest will get no answer now: fail them while their clients may still read.
-    boost::asio::post(m_io, [this] { fail_guest_calls("the VM is shutting down"); });
+    boost::asio::post(m_io, [this] { m_guest->fail_all("the VM is shutting down"); });
 }
 
 bool Machine::exit_requested() const
@@ -462,63 +475,13 @@ bool Machine::exit_requested() const
 
 BootTimeline Machine::timeline() const { return m_boot->timeline(); }
 
-void Machine::on_status_event(uint32_t event, std::chrono::steady_clock::time_point when)
+void Machine::on_cpu_event(status_port::CpuEvent event, uint32_t cpu, uint8_t step, std::chrono::steady_clock::time_point when)
 {
-    using namespace status_port;
-    switch (event_kind(event)) {
-    case Kind::Milestone: {
-        m_boot->milestone(static_cast<Milestone>(event_payload(event) & 0xFFFF), when);
-        break;
-    }
-    case Kind::Cpu:
-        on_cpu_event(event, when);
-        break;
-    case Kind::Control: {
-        uint32_t value = event_control_value(event);
-        if (event_control(event) == ControlEvent::Page) {
-            uint64_t address = uint64_t(value) << 12;
-            boost::asio::post(m_io, [this, address] {
-                if (!m_memory.contains(address, control::SIZE)) {
-                    VMM_GUEST_LOG(m_guest_log.control_page, warn, "guest: control page at {:#x} is not RAM; ignored", address);
-                    return;
-                }
-                m_control_page = address;
-            });
-        } else if (event_control(event) == ControlEvent::Done) {
-            boost::asio::post(m_io, [this, value] { guest_call_answered(value); });
-        } else {
-            VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "status port: unknown control event {:#010x}", event);
-        }
-        break;
-    }
-    case Kind::Exit: {
-        auto status = static_cast<uint8_t>(event_payload(event));
-        if (status == 0)
-            request_exit({ EXIT_OK, "the guest reported success", true, "guest-shutdown" });
-        else
-            request_exit({ EXIT_GUEST_FAILURE, fmt::format("the guest reported failure status {}", status), true,
-                "guest-panic" });
-        break;
-    }
-    default:
-        VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "status port: unknown event {:#010x}", event);
-        break;
-    }
-}
-
-void Machine::on_cpu_event(uint32_t event, std::chrono::steady_clock::time_point when)
-{
-    using namespace status_port;
-    uint32_t cpu = event_cpu(event);
-    auto kind = event_cpu_event(event);
-    if (kind < CpuEvent::Kicked || kind > CpuEvent::Stopped) {
-        VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "status port: unknown CPU event {:#010x}", event);
-        return;
-    }
-    m_boot->cpu_event(kind, cpu, event_step(event), when);
-    if (kind == CpuEvent::Online || kind == CpuEvent::Offline)
-        boost::asio::post(m_io, [this, cpu, online = kind == CpuEvent::Online] { on_cpu_state(cpu, online); });
-    else if (kind == CpuEvent::Stopped)
+    using status_port::CpuEvent;
+    m_boot->cpu_event(event, cpu, step, when);
+    if (event == CpuEvent::Online || event == CpuEvent::Offline)
+        boost::asio::post(m_io, [this, cpu, online = event == CpuEvent::Online] { on_cpu_state(cpu, online); });
+    else if (event == CpuEvent::Stopped)
         boost::asio::post(m_io, [this, cpu] {
             if (cpu < m_slots.size() && m_slots[cpu].present())
                 m_slots[cpu].guest_view = Slot::GuestView::Elsewhere;
@@ -749,9 +712,7 @@ cpuplug::Result<void, std::string> Machine::reset_machine()
     m_slots.front().guest_view = Slot::GuestView::Online;
     if (m_cpu_hotplug)
         m_cpu_hotplug->reset();
-    m_control_page = 0; // the new guest announces its own
-    if (m_guest_call_sent)
-        finish_guest_call(cpuplug::unexpected(std::string("the guest was reset")));
+    m_guest->reset();
     TRY(build_acpi());
     TRY(load_kernel());
     for (size_t i = 0; i < m_slots.size(); ++i)
@@ -775,7 +736,7 @@ void Machine::quit(qmp::Reply reply)
     request_exit({ EXIT_OK, "quit requested over QMP", false, "host-qmp-quit" });
     reply(qmp::Json::object());
     // Commands still waiting for the guest are answered now, while their clients can still read it.
-    fail_guest_calls("the VM is shutting down");
+    m_guest->fail_all("the VM is shutting down");
 }
 
 } // namespace vmm

@@ -10,7 +10,7 @@
 #include "devices/cpu_hotplug.hpp"
 #include "devices/io_bus.hpp"
 #include "devices/serial.hpp"
-#include "devices/status_port.hpp"
+#include "guest_channel.hpp"
 #include "guest_log.hpp"
 #include "kvm/kvm.hpp"
 #include "memory/guest_memory.hpp"
@@ -74,8 +74,7 @@ private:
     cpuplug::Result<std::unique_ptr<Vcpu>, std::string> make_vcpu(uint32_t index, VcpuState& power_on);
     std::unique_ptr<VcpuThread> make_thread(Vcpu& vcpu);
     std::string guest_cmdline() const;
-    void on_status_event(uint32_t event, std::chrono::steady_clock::time_point when);
-    void on_cpu_event(uint32_t event, std::chrono::steady_clock::time_point when);
+    void on_cpu_event(status_port::CpuEvent event, uint32_t cpu, uint8_t step, std::chrono::steady_clock::time_point when);
 
     cpuplug::Result<void, std::string> set_up_qmp();
     cpuplug::Result<void, std::string> set_bsp_entry(Vcpu& bsp, VcpuState const& power_on);
@@ -101,23 +100,9 @@ private:
     void arm_hotplug_timer();
     void check_hotplug_deadlines();
     qmp::Json slot_json(uint32_t index) const; // {"device"?: id, "path": qom-path}
-    // The guest's control page (guest/abi/control.hpp).
-    struct GuestCall {
-        control::Command command;
-        uint32_t cpu;
-        uint32_t state;
-        std::function<void(cpuplug::Result<std::vector<uint8_t>, std::string>)> done; // the page's bytes
-    };
-    void guest_call(GuestCall call);
-    void send_guest_call();
-    void guest_call_answered(uint32_t seq);
-    void finish_guest_call(cpuplug::Result<std::vector<uint8_t>, std::string> result);
-    // Every call queued or in flight fails with `why` (the VM is ending: no answer is coming).
-    void fail_guest_calls(std::string const& why);
     // Whether the VM is ending. Takes m_mutex, so call it rather than reply under that lock: a reply runs
     // the client's next request, which may take it again.
     bool exit_requested() const;
-    void cpuhp_with_states(qmp::CpuhpRequest const& request, qmp::Reply reply, std::vector<uint8_t> const& page);
 
     void vcpu_failed(uint32_t vcpu_id, std::string const& reason) override;
     void vcpu_shutdown(uint32_t vcpu_id) override;
@@ -148,10 +133,9 @@ private:
     IoBus m_mmio_bus { "mmio" };
     std::shared_ptr<Serial16550> m_serial;
     std::shared_ptr<AcpiPm> m_pm;
-    std::shared_ptr<StatusPort> m_status;
     // What the guest makes the VMM log, each kind limited (guest_log.hpp).
     struct {
-        GuestLogLimit sleep_type, control_page, unknown_event, hotplug;
+        GuestLogLimit sleep_type, unknown_event, hotplug;
     } m_guest_log;
     std::shared_ptr<CpuHotplugDevice> m_cpu_hotplug; // with --hotplug
     uint32_t m_boot_entry { 0 };
@@ -205,11 +189,7 @@ private:
     boost::asio::steady_timer m_pause_timer { m_io };
     boost::asio::steady_timer m_hotplug_timer { m_io };
     bool m_hotplug_timer_armed { false };
-    uint64_t m_control_page { 0 }; // guest-physical, 0 until the guest announces it
-    std::deque<GuestCall> m_guest_calls; // the front one is in flight when m_guest_call_sent
-    bool m_guest_call_sent { false };
-    uint32_t m_guest_seq { 0 };
-    boost::asio::steady_timer m_guest_call_timer { m_io };
+    std::unique_ptr<GuestChannel> m_guest; // the status port and the control page
 
     mutable std::mutex m_mutex; // guards m_exit and m_qmp_client_seen
     std::condition_variable m_exit_cv;

@@ -1,5 +1,4 @@
-// Machine: CPU hot-plug (QMP -> the ACPI register block -> the guest, and back) and the guest's control
-// page (x-cpuhp commands). Everything here runs on the io thread: device callbacks and status events
+// Machine: CPU hot-plug (QMP -> the ACPI register block -> the guest, and back). Everything here runs on the io thread: device callbacks and status events
 // arrive on vCPU threads and are posted here, so the slots need no lock except against run()'s teardown.
 // The whole path is described in docs/hotplug.md.
 #include "machine.hpp"
@@ -24,21 +23,11 @@ constexpr auto HOTPLUG_POLL_INTERVAL = std::chrono::milliseconds(50);
 constexpr auto EJECT_POLL_INTERVAL = std::chrono::milliseconds(1);
 constexpr auto VCPU_EJECT_TIMEOUT = std::chrono::seconds(1);
 constexpr auto VCPU_START_TIMEOUT = std::chrono::seconds(1);
-constexpr auto GUEST_CALL_TIMEOUT = std::chrono::seconds(30);
 // The guest brings a hot-added CPU up with the INIT delay and the state machine's own timeouts; give it
 // more than a removal, which needs no INIT.
 constexpr int PLUG_TIMEOUT_FACTOR = 4;
 
 qmp::Error error(std::string text) { return qmp::generic_error(std::move(text)); }
-
-// A name from the guest's page: printable ASCII up to its NUL, whatever the guest wrote.
-std::string page_string(char const* text, size_t size)
-{
-    std::string out;
-    for (size_t i = 0; i < size && text[i] != '\0'; ++i)
-        out += (text[i] >= 0x20 && text[i] < 0x7F) ? text[i] : '?';
-    return out;
-}
 
 } // namespace
 
@@ -324,230 +313,9 @@ void Machine::check_hotplug_deadlines()
         arm_hotplug_timer();
 }
 
-// --- the guest's control page ----------------------------------------------------------------------------
-
-void Machine::guest_call(GuestCall call)
-{
-    if (exit_requested()) {
-        call.done(cpuplug::unexpected(std::string("the VM is shutting down")));
-        return;
-    }
-    if (m_control_page == 0) {
-        call.done(cpuplug::unexpected(std::string(
-            "the guest has no control page: x-cpuhp commands need cpuplug's guest, once it has booted")));
-        return;
-    }
-    m_guest_calls.push_back(std::move(call));
-    if (!m_guest_call_sent)
-        send_guest_call();
-}
-
-void Machine::send_guest_call()
-{
-    if (m_guest_calls.empty())
-        return;
-    if (m_control_page == 0) { // the guest was reset meanwhile
-        finish_guest_call(cpuplug::unexpected(std::string("the guest was reset")));
-        return;
-    }
-    auto const& call = m_guest_calls.front();
-    auto field = [this](size_t offset, uint32_t value) { MUST(m_memory.write_object(m_control_page + offset, value)); };
-    field(offsetof(control::Header, command), static_cast<uint32_t>(call.command));
-    field(offsetof(control::Header, cpu), call.cpu);
-    field(offsetof(control::Header, state), call.state);
-    // The sequence number last: the guest reads the request once it sees it change. The GPE ioctl that
-    // follows is a full barrier for the guest's view.
-    std::atomic_thread_fence(std::memory_order_release);
-    field(offsetof(control::Header, request_seq), ++m_guest_seq);
-    m_guest_call_sent = true;
-    m_pm->raise_gpe(control::GPE_BIT);
-    m_guest_call_timer.expires_after(GUEST_CALL_TIMEOUT);
-    m_guest_call_timer.async_wait([this, seq = m_guest_seq](boost::system::error_code code) {
-        if (!code && m_guest_call_sent && m_guest_seq == seq)
-            finish_guest_call(cpuplug::unexpected(fmt::format("the guest did not answer within {} s",
-                std::chrono::duration_cast<std::chrono::seconds>(GUEST_CALL_TIMEOUT).count())));
-    });
-}
-
-void Machine::guest_call_answered(uint32_t seq)
-{
-    if (!m_guest_call_sent || (m_guest_seq & 0xFFFFFF) != seq || m_control_page == 0)
-        return; // late or foreign: the call it belonged to has timed out
-    std::vector<uint8_t> page(control::SIZE);
-    MUST(m_memory.read(m_control_page, page));
-    finish_guest_call(std::move(page));
-}
-
-void Machine::finish_guest_call(cpuplug::Result<std::vector<uint8_t>, std::string> result)
-{
-    m_guest_call_timer.cancel();
-    m_guest_call_sent = false;
-    auto call = std::move(m_guest_calls.front());
-    m_guest_calls.pop_front();
-    call.done(std::move(result));
-    if (!m_guest_calls.empty())
-        boost::asio::post(m_io, [this] {
-            if (!m_guest_call_sent)
-                send_guest_call();
-        });
-}
-
-void Machine::fail_guest_calls(std::string const& why)
-{
-    m_guest_call_timer.cancel();
-    m_guest_call_sent = false; // an answer still on its way is ignored
-    auto calls = std::move(m_guest_calls);
-    m_guest_calls.clear();
-    for (auto& call : calls)
-        call.done(cpuplug::unexpected(why));
-}
-
-namespace {
-
-control::Header header_of(std::vector<uint8_t> const& page)
-{
-    control::Header header;
-    std::memcpy(&header, page.data(), sizeof(header));
-    return header;
-}
-
-std::optional<std::string> check_page(control::Header const& header)
-{
-    if (header.magic != control::MAGIC || header.version != control::VERSION)
-        return "the guest's control page is not version 1";
-    if (header.state_count > control::MAX_STATES || header.cpu_count > control::MAX_CPU_RECORDS)
-        return "the guest's control page is inconsistent";
-    return std::nullopt;
-}
-
-std::string state_name(control::Header const& header, uint16_t index)
-{
-    for (uint32_t i = 0; i < header.state_count; ++i)
-        if (header.states[i].index == index)
-            return page_string(header.states[i].name, control::NAME_SIZE);
-    return std::to_string(index);
-}
-
-qmp::Json query_json(std::vector<uint8_t> const& page)
-{
-    auto header = header_of(page);
-    qmp::Json states = qmp::Json::array();
-    for (uint32_t i = 0; i < header.state_count; ++i)
-        states.push_back({ { "index", header.states[i].index },
-            { "name", page_string(header.states[i].name, control::NAME_SIZE) } });
-    qmp::Json cpus = qmp::Json::array();
-    for (uint32_t i = 0; i < header.cpu_count; ++i) {
-        control::CpuRecord record;
-        std::memcpy(&record, page.data() + control::CPU_RECORDS_OFFSET + i * sizeof(record), sizeof(record));
-        qmp::Json cpu;
-        cpu["cpu-index"] = i;
-        cpu["apic-id"] = record.apic_id;
-        cpu["state"] = state_name(header, record.state);
-        cpu["state-index"] = record.state;
-        cpu["target"] = state_name(header, record.target);
-        cpu["present"] = (record.flags & control::CPU_PRESENT) != 0;
-        cpu["online"] = (record.flags & control::CPU_ONLINE) != 0;
-        cpu["active"] = (record.flags & control::CPU_ACTIVE) != 0;
-        cpu["fail"] = record.fail == cpuplug::CPUHP_INVALID ? qmp::Json(nullptr) : qmp::Json(state_name(header, record.fail));
-        cpu["rolled-back"] = (record.flags & control::CPU_ROLLED_BACK) != 0;
-        cpu["last-result"] = cpuplug::errno_name(record.last_result);
-        cpus.push_back(std::move(cpu));
-    }
-    return { { "states", states }, { "cpus", cpus }, { "hotplug-disabled", header.disabled > 0 },
-        { "boot-cpu", header.boot_cpu } };
-}
-
-} // namespace
-
 void Machine::cpuhp(qmp::CpuhpRequest const& request, qmp::Reply reply)
 {
-    using Kind = qmp::CpuhpRequest::Kind;
-    if (request.kind == Kind::Query || ((request.kind == Kind::SetTarget || request.kind == Kind::SetFail)
-                                           && request.state.is_string())) {
-        // Names are the guest's (dynamic states are named when registered): ask for the list first.
-        guest_call({ control::Command::QueryCpuhp, 0, 0, [this, request, reply](auto result) {
-                        if (!result.has_value()) {
-                            reply(cpuplug::unexpected(error(result.error())));
-                            return;
-                        }
-                        if (auto bad = check_page(header_of(result.value()))) {
-                            reply(cpuplug::unexpected(error(*bad)));
-                            return;
-                        }
-                        if (request.kind == Kind::Query)
-                            reply(query_json(result.value()));
-                        else
-                            cpuhp_with_states(request, reply, result.value());
-                    } });
-        return;
-    }
-    cpuhp_with_states(request, std::move(reply), {});
-}
-
-void Machine::cpuhp_with_states(qmp::CpuhpRequest const& request, qmp::Reply reply, std::vector<uint8_t> const& page)
-{
-    using Kind = qmp::CpuhpRequest::Kind;
-    uint32_t state = 0;
-    if (request.kind == Kind::SetTarget || request.kind == Kind::SetFail) {
-        if (request.state.is_string()) {
-            auto name = request.state.get<std::string>();
-            auto header = header_of(page);
-            std::optional<uint32_t> found;
-            for (uint32_t i = 0; i < header.state_count; ++i)
-                if (page_string(header.states[i].name, control::NAME_SIZE) == name)
-                    found = header.states[i].index;
-            if (request.kind == Kind::SetFail && name == "none")
-                found = cpuplug::CPUHP_INVALID;
-            if (!found) {
-                reply(cpuplug::unexpected(error(fmt::format("'{}' is not a hotplug state of this guest", name))));
-                return;
-            }
-            state = *found;
-        } else {
-            auto value = request.state.get<int64_t>();
-            // Linux's fail file takes -1 to disarm.
-            if (request.kind == Kind::SetFail && value == -1)
-                value = cpuplug::CPUHP_INVALID;
-            if (value < 0 || value > 0xFFFF) {
-                reply(cpuplug::unexpected(error(fmt::format("Invalid state: {}", value))));
-                return;
-            }
-            state = static_cast<uint32_t>(value);
-        }
-    }
-    control::Command command = control::Command::None;
-    switch (request.kind) {
-    case Kind::SetTarget:
-        command = control::Command::SetTarget;
-        break;
-    case Kind::SetFail:
-        command = control::Command::SetFail;
-        break;
-    case Kind::Disable:
-        command = control::Command::HotplugDisable;
-        break;
-    case Kind::Enable:
-        command = control::Command::HotplugEnable;
-        break;
-    case Kind::Query:
-        return;
-    }
-    guest_call({ command, request.cpu, state, [request, reply](auto result) {
-                    if (!result.has_value()) {
-                        reply(cpuplug::unexpected(error(result.error())));
-                        return;
-                    }
-                    auto header = header_of(result.value());
-                    if (header.result == 0) {
-                        reply(qmp::Json::object());
-                        return;
-                    }
-                    // The state machine's answer, as Linux's sysfs write would fail with it.
-                    auto what = request.kind == Kind::Enable ? std::string("hotplug is not disabled")
-                                                             : fmt::format("cpu {}", request.cpu);
-                    reply(cpuplug::unexpected(error(fmt::format("{}: {} ({})", what,
-                        cpuplug::errno_name(header.result), header.result))));
-                } });
+    cpuhp_over_channel(*m_guest, request, std::move(reply));
 }
 
 } // namespace vmm
