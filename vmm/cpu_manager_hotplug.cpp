@@ -1,17 +1,13 @@
-// Machine: CPU hot-plug (QMP -> the ACPI register block -> the guest, and back). Everything here runs on the io thread: device callbacks and status events
-// arrive on vCPU threads and are posted here, so the slots need no lock except against run()'s teardown.
-// The whole path is described in docs/hotplug.md.
-#include "machine.hpp"
+// CpuManager: CPU hot-plug (QMP -> the ACPI register block -> the guest, and back). Everything here runs on
+// the io thread: device callbacks and status events arrive on vCPU threads and are posted here, so the
+// slots need no lock except against run()'s teardown. The whole path is described in docs/hotplug.md.
+#include "cpu_manager.hpp"
 
 #include "arch/x86_64/topology.hpp"
 
-#include <cpuplug/cpuhp_state.hpp>
-#include <cpuplug/errno.hpp>
 #include <guest/abi/cpu_hotplug.hpp>
 
 #include <boost/asio/post.hpp>
-#include <cstddef>
-#include <cstring>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -27,111 +23,79 @@ constexpr auto VCPU_START_TIMEOUT = std::chrono::seconds(1);
 // more than a removal, which needs no INIT.
 constexpr int PLUG_TIMEOUT_FACTOR = 4;
 
-qmp::Error error(std::string text) { return qmp::generic_error(std::move(text)); }
-
 } // namespace
 
-// --- QMP entry points --------------------------------------------------------------------------------
-
-void Machine::plug_cpus(std::vector<uint32_t> const& indexes, std::optional<std::string> const& id, qmp::Reply reply)
-{
-    // Through run control, so a plug never interleaves with stop, cont or system_reset.
-    control([this, indexes, id, reply = std::move(reply)](Done done) {
-        plug_now(indexes, id, reply);
-        done();
-    });
-}
-
-void Machine::unplug_cpus(std::vector<uint32_t> const& indexes, qmp::Reply reply)
-{
-    control([this, indexes, reply = std::move(reply)](Done done) {
-        unplug_now(indexes, reply);
-        done();
-    });
-}
-
-void Machine::plug_now(std::vector<uint32_t> const& indexes, std::optional<std::string> const& id, qmp::Reply reply)
+cpuplug::Result<void, std::string> CpuManager::plug(std::vector<uint32_t> const& indexes,
+    std::optional<std::string> const& id, bool paused)
 {
     // Checked again: other requests may have run while this one waited in the control queue.
     for (auto index : indexes)
-        if (m_slots[index].present()) {
-            reply(cpuplug::unexpected(error(fmt::format("CPU[{}] with APIC ID {} exists", index, m_apic_ids[index]))));
-            return;
-        }
-    if (exit_requested()) {
-        reply(cpuplug::unexpected(error("the VM is shutting down")));
-        return;
-    }
+        if (m_slots[index].present())
+            return cpuplug::unexpected(fmt::format("CPU[{}] with APIC ID {} exists", index, m_apic_ids[index]));
+    if (m_hooks.vm_ending())
+        return cpuplug::unexpected(std::string("the VM is shutting down"));
     // A vCPU unplugged earlier is reused from its power-on state; KVM cannot give us a new one for the same id.
     for (auto index : indexes) {
         auto& slot = m_slots[index];
         if (!slot.vcpu) {
             auto vcpu = make_vcpu(index, slot.power_on);
-            if (!vcpu.has_value()) {
-                reply(cpuplug::unexpected(error(vcpu.error())));
-                return;
-            }
+            if (!vcpu.has_value())
+                return cpuplug::unexpected(vcpu.error());
             slot.vcpu = vcpu.release_value();
         }
         // Also for a vCPU created just now: KVM_SET_LAPIC makes KVM rebuild its APIC-id map, which a
         // vCPU created after the others first ran is otherwise missing from, so INIT/SIPI to it are lost.
-        if (auto restored = restore_vcpu_state(*slot.vcpu, slot.power_on); !restored.has_value()) {
-            reply(cpuplug::unexpected(error(fmt::format("cannot reset vCPU {}: {}", index, restored.error().message()))));
-            return;
-        }
+        if (auto restored = restore_vcpu_state(*slot.vcpu, slot.power_on); !restored.has_value())
+            return cpuplug::unexpected(fmt::format("cannot reset vCPU {}: {}", index, restored.error().message()));
     }
     auto now = std::chrono::steady_clock::now();
     for (auto index : indexes) {
         auto& slot = m_slots[index];
         auto thread = make_thread(*slot.vcpu);
         // A stopped VM gets its new vCPU stopped too; `cont` releases it with the others.
-        if (m_run_state != qmp::RunState::Running)
+        if (paused)
             thread->request_pause();
         thread->start();
         // The thread must be in KVM_RUN before the guest can INIT it; this takes microseconds.
         if (!thread->wait_started(VCPU_START_TIMEOUT))
             spdlog::warn("vcpu{}: slow to start", thread->vcpu_id());
         {
-            std::lock_guard lock(m_slots_mutex);
+            std::lock_guard lock(m_mutex);
             slot.thread = std::move(thread);
         }
         slot.device_id = id;
         slot.qom_path = id ? fmt::format("/machine/peripheral/{}", *id)
                            : fmt::format("/machine/peripheral-anon/device[{}]", m_anonymous_devices++);
         slot.op = Slot::Op::Plugging;
-        slot.deadline = now + PLUG_TIMEOUT_FACTOR * m_config.unplug_timeout;
+        slot.deadline = now + PLUG_TIMEOUT_FACTOR * m_unplug_timeout;
     }
-    if (!m_cpu_hotplug->request_insert(indexes))
+    if (!m_hotplug->request_insert(indexes))
         spdlog::error("the CPU hotplug device refused an insertion the machine allowed");
     arm_hotplug_timer();
-    reply(qmp::Json::object());
+    return {};
 }
 
-void Machine::unplug_now(std::vector<uint32_t> const& indexes, qmp::Reply reply)
+cpuplug::Result<void, std::string> CpuManager::unplug(std::vector<uint32_t> const& indexes)
 {
     for (auto index : indexes) {
         auto const& slot = m_slots[index];
-        if (!slot.present() || slot.op != Slot::Op::None || index == 0) {
-            reply(cpuplug::unexpected(error(fmt::format("CPU {} changed while the request waited; try again", index))));
-            return;
-        }
+        if (!slot.present() || slot.op != Slot::Op::None || index == 0)
+            return cpuplug::unexpected(fmt::format("CPU {} changed while the request waited; try again", index));
     }
-    if (!m_cpu_hotplug->request_remove(indexes)) {
-        reply(cpuplug::unexpected(error("the CPU hotplug device refused the removal")));
-        return;
-    }
-    auto deadline = std::chrono::steady_clock::now() + m_config.unplug_timeout;
+    if (!m_hotplug->request_remove(indexes))
+        return cpuplug::unexpected(std::string("the CPU hotplug device refused the removal"));
+    auto deadline = std::chrono::steady_clock::now() + m_unplug_timeout;
     for (auto index : indexes) {
         m_slots[index].op = Slot::Op::Unplugging;
         m_slots[index].deadline = deadline;
     }
     arm_hotplug_timer();
-    reply(qmp::Json::object()); // as QEMU: the request is sent; DEVICE_DELETED says it is done
+    return {}; // as QEMU: the request is sent; DEVICE_DELETED says it is done
 }
 
 // --- what the guest does -------------------------------------------------------------------------------
 
-qmp::Json Machine::slot_json(uint32_t index) const
+qmp::Json CpuManager::slot_json(uint32_t index) const
 {
     qmp::Json data = qmp::Json::object();
     auto const& slot = m_slots[index];
@@ -141,7 +105,7 @@ qmp::Json Machine::slot_json(uint32_t index) const
     return data;
 }
 
-void Machine::on_ost(uint32_t index, uint32_t event, uint32_t status)
+void CpuManager::on_ost(uint32_t index, uint32_t event, uint32_t status)
 {
     if (index >= m_slots.size())
         return;
@@ -158,35 +122,35 @@ void Machine::on_ost(uint32_t index, uint32_t event, uint32_t status)
     info["slot-type"] = "CPU";
     info["source"] = event;
     info["status"] = status;
-    emit("ACPI_DEVICE_OST", qmp::Json { { "info", info } });
+    m_hooks.emit("ACPI_DEVICE_OST", qmp::Json { { "info", info } });
 
     using namespace cpu_hotplug;
     bool refused = event == OST_EJECT_REQUEST && status != OST_SUCCESS && status != OST_EJECT_IN_PROGRESS;
     if (refused && slot.op == Slot::Op::Unplugging) {
         // The guest refused: the CPU stays, and the client learns it as from QEMU.
-        VMM_GUEST_LOG(m_guest_log.hotplug, info, "cpu {}: the guest refused its removal (_OST status {:#x})", index, status);
-        m_cpu_hotplug->cancel_remove(index);
+        VMM_GUEST_LOG(m_log_hotplug, info, "cpu {}: the guest refused its removal (_OST status {:#x})", index, status);
+        m_hotplug->cancel_remove(index);
         slot.op = Slot::Op::None;
-        emit("DEVICE_UNPLUG_GUEST_ERROR", slot_json(index));
-    } else if (refused && slot.op == Slot::Op::None && m_cpu_hotplug->slot(index).withdrawn) {
+        m_hooks.emit("DEVICE_UNPLUG_GUEST_ERROR", slot_json(index));
+    } else if (refused && slot.op == Slot::Op::None && m_hotplug->slot(index).withdrawn) {
         // A refusal after the timeout withdrew the request: the client heard DEVICE_UNPLUG_GUEST_ERROR
         // then; now no eject of it is to be honoured either.
-        m_cpu_hotplug->cancel_remove(index);
+        m_hotplug->cancel_remove(index);
     } else if (event == OST_DEVICE_CHECK && slot.op == Slot::Op::Plugging) {
         slot.op = Slot::Op::None;
         if (status != OST_SUCCESS)
-            VMM_GUEST_LOG(m_guest_log.hotplug, warn, "cpu {}: the guest could not bring the hot-added CPU online (_OST status {:#x})",
+            VMM_GUEST_LOG(m_log_hotplug, warn, "cpu {}: the guest could not bring the hot-added CPU online (_OST status {:#x})",
                 index, status);
     }
 }
 
-void Machine::on_ejected(uint32_t index)
+void CpuManager::on_ejected(uint32_t index)
 {
     auto& slot = m_slots[index];
     // The device honours only ejects we asked for: one in progress, or one withdrawn at its timeout (op
     // None) that the guest had already begun; after a refusal or a reset the request is gone.
     if ((slot.op != Slot::Op::Unplugging && slot.op != Slot::Op::None) || !slot.thread) {
-        VMM_GUEST_LOG(m_guest_log.hotplug, warn, "cpu {}: ignoring an eject that no removal is waiting for", index);
+        VMM_GUEST_LOG(m_log_hotplug, warn, "cpu {}: ignoring an eject that no removal is waiting for", index);
         return;
     }
     slot.op = Slot::Op::Ejecting;
@@ -195,10 +159,10 @@ void Machine::on_ejected(uint32_t index)
 }
 
 // An ejected vCPU's thread has ended: finish the removal now rather than at the next poll.
-void Machine::vcpu_stopped(uint32_t vcpu_id)
+void CpuManager::vcpu_stopped(uint32_t vcpu_id)
 {
     {
-        std::lock_guard lock(m_slots_mutex);
+        std::lock_guard lock(m_mutex);
         if (m_tearing_down)
             return;
     }
@@ -211,7 +175,7 @@ void Machine::vcpu_stopped(uint32_t vcpu_id)
     });
 }
 
-void Machine::check_ejected(uint32_t index, std::chrono::steady_clock::time_point deadline)
+void CpuManager::check_ejected(uint32_t index, std::chrono::steady_clock::time_point deadline)
 {
     auto& slot = m_slots[index];
     if (slot.op != Slot::Op::Ejecting)
@@ -230,7 +194,7 @@ void Machine::check_ejected(uint32_t index, std::chrono::steady_clock::time_poin
     }
     std::unique_ptr<VcpuThread> thread;
     {
-        std::lock_guard lock(m_slots_mutex);
+        std::lock_guard lock(m_mutex);
         if (m_tearing_down)
             return; // run() is stopping this thread among the others: leave it to the destructor
         thread = std::move(slot.thread);
@@ -245,20 +209,20 @@ void Machine::check_ejected(uint32_t index, std::chrono::steady_clock::time_poin
     spdlog::info("cpu {}: ejected; vCPU {} parked", index, m_apic_ids[index]);
     // QEMU's order: the CPU's APIC child goes first (it has no id, only a path), then the CPU, then the
     // guest's _OST that followed its eject, which no longer names the device.
-    emit("DEVICE_DELETED", qmp::Json { { "path", deleted["path"].get<std::string>() + "/lapic" } });
-    emit("DEVICE_DELETED", deleted);
+    m_hooks.emit("DEVICE_DELETED", qmp::Json { { "path", deleted["path"].get<std::string>() + "/lapic" } });
+    m_hooks.emit("DEVICE_DELETED", deleted);
     auto held = std::move(slot.held_ost);
     slot.held_ost.clear();
     for (auto [event, status] : held)
         on_ost(index, event, status);
 }
 
-void Machine::on_cpu_state(uint32_t index, bool online)
+void CpuManager::on_cpu_state(uint32_t index, bool online)
 {
     // The guest's word is checked against the VMM's own view: only a plugged slot, and only a change.
     auto view = online ? Slot::GuestView::Online : Slot::GuestView::Offline;
     if (index >= m_slots.size() || !m_slots[index].present() || m_slots[index].guest_view == view) {
-        VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "cpu {}: the guest reported it {} (slot {}); no event",
+        VMM_GUEST_LOG(m_log_cpu_state, warn, "cpu {}: the guest reported it {} (slot {}); no event",
             index, online ? "online" : "offline",
             index >= m_slots.size() ? "out of range" : !m_slots[index].present() ? "not plugged" : "already so");
         return;
@@ -267,13 +231,13 @@ void Machine::on_cpu_state(uint32_t index, bool online)
     slot.guest_view = view;
     if (online && slot.op == Slot::Op::Plugging)
         slot.op = Slot::Op::None;
-    auto ids = ids_from_index(m_config.smp.topology, index);
+    auto ids = ids_from_index(m_topology, index);
     qmp::CpuSlot cpu { index, ids.socket, ids.die, ids.core, ids.thread, m_apic_ids[index], {}, {}, 0, false, false };
-    emit(online ? "CPU_ONLINE" : "CPU_OFFLINE",
+    m_hooks.emit(online ? "CPU_ONLINE" : "CPU_OFFLINE",
         qmp::Json { { "cpu-index", index }, { "apic-id", m_apic_ids[index] }, { "props", qmp::cpu_props(cpu, has_dies()) } });
 }
 
-void Machine::arm_hotplug_timer()
+void CpuManager::arm_hotplug_timer()
 {
     if (m_hotplug_timer_armed)
         return;
@@ -286,7 +250,7 @@ void Machine::arm_hotplug_timer()
     });
 }
 
-void Machine::check_hotplug_deadlines()
+void CpuManager::check_hotplug_deadlines()
 {
     auto now = std::chrono::steady_clock::now();
     bool waiting = false;
@@ -300,10 +264,10 @@ void Machine::check_hotplug_deadlines()
         }
         if (slot.op == Slot::Op::Unplugging) {
             spdlog::warn("cpu {}: the guest did not complete its removal within {} ms; the request is withdrawn "
-                "(an eject the guest already began still completes it)", index, m_config.unplug_timeout.count());
-            m_cpu_hotplug->withdraw_remove(index);
+                "(an eject the guest already began still completes it)", index, m_unplug_timeout.count());
+            m_hotplug->withdraw_remove(index);
             slot.op = Slot::Op::None;
-            emit("DEVICE_UNPLUG_GUEST_ERROR", slot_json(index));
+            m_hooks.emit("DEVICE_UNPLUG_GUEST_ERROR", slot_json(index));
         } else {
             spdlog::warn("cpu {}: the guest has not brought the hot-added CPU online", index);
             slot.op = Slot::Op::None;
@@ -313,9 +277,16 @@ void Machine::check_hotplug_deadlines()
         arm_hotplug_timer();
 }
 
-void Machine::cpuhp(qmp::CpuhpRequest const& request, qmp::Reply reply)
+void CpuManager::guest_reported(status_port::CpuEvent event, uint32_t index)
 {
-    cpuhp_over_channel(*m_guest, request, std::move(reply));
+    using status_port::CpuEvent;
+    if (event == CpuEvent::Online || event == CpuEvent::Offline)
+        boost::asio::post(m_io, [this, index, online = event == CpuEvent::Online] { on_cpu_state(index, online); });
+    else if (event == CpuEvent::Stopped)
+        boost::asio::post(m_io, [this, index] {
+            if (index < m_slots.size() && m_slots[index].present())
+                m_slots[index].guest_view = Slot::GuestView::Elsewhere;
+        });
 }
 
 } // namespace vmm
