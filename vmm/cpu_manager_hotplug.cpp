@@ -33,7 +33,7 @@ cpuplug::Result<void, std::string> CpuManager::plug(std::vector<uint32_t> const&
         if (m_slots[index].present())
             return cpuplug::unexpected(fmt::format("CPU[{}] with APIC ID {} exists", index, m_apic_ids[index]));
     if (m_hooks.vm_ending())
-        return cpuplug::unexpected(std::string("the VM is shutting down"));
+        return cpuplug::unexpected(std::string(VM_ENDING_TEXT));
     // A vCPU unplugged earlier is reused from its power-on state; KVM cannot give us a new one for the same id.
     for (auto index : indexes) {
         auto& slot = m_slots[index];

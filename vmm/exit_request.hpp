@@ -20,4 +20,7 @@ struct ExitRequest {
     std::string cause { "host-error" }; // QMP's ShutdownCause
 };
 
+// What a request refused because the VM is ending says (device_add, the x-cpuhp commands).
+inline constexpr char const* VM_ENDING_TEXT = "the VM is shutting down";
+
 } // namespace vmm

@@ -2,6 +2,8 @@
 // thread). The handshake's steps are in guest/abi/control.hpp.
 #include "guest_channel.hpp"
 
+#include "exit_request.hpp"
+
 #include <boost/asio/post.hpp>
 #include <cstddef>
 #include <fmt/format.h>
@@ -16,6 +18,22 @@ namespace {
 constexpr auto GUEST_CALL_TIMEOUT = std::chrono::seconds(30);
 
 } // namespace
+
+std::string to_string(GuestCallError error)
+{
+    switch (error) {
+    case GuestCallError::VmEnding:
+        return VM_ENDING_TEXT;
+    case GuestCallError::NoControlPage:
+        return "the guest has no control page: x-cpuhp commands need cpuplug's guest, once it has booted";
+    case GuestCallError::GuestReset:
+        return "the guest was reset";
+    case GuestCallError::Timeout:
+        return fmt::format("the guest did not answer within {} s",
+            std::chrono::duration_cast<std::chrono::seconds>(GUEST_CALL_TIMEOUT).count());
+    }
+    return "the guest did not answer";
+}
 
 GuestChannel::GuestChannel(boost::asio::io_context& io, GuestMemory& memory, Listener listener)
     : m_io(io)
@@ -74,12 +92,11 @@ void GuestChannel::page_announced(uint64_t address)
 void GuestChannel::call(Call call)
 {
     if (m_listener.vm_ending()) {
-        call.done(cpuplug::unexpected(std::string("the VM is shutting down")));
+        call.done(cpuplug::unexpected(GuestCallError::VmEnding));
         return;
     }
     if (m_page == 0) {
-        call.done(cpuplug::unexpected(std::string(
-            "the guest has no control page: x-cpuhp commands need cpuplug's guest, once it has booted")));
+        call.done(cpuplug::unexpected(GuestCallError::NoControlPage));
         return;
     }
     m_calls.push_back(std::move(call));
@@ -92,7 +109,7 @@ void GuestChannel::send()
     if (m_calls.empty())
         return;
     if (m_page == 0) { // the guest was reset meanwhile
-        finish(cpuplug::unexpected(std::string("the guest was reset")));
+        finish(cpuplug::unexpected(GuestCallError::GuestReset));
         return;
     }
     auto const& call = m_calls.front();
@@ -109,8 +126,7 @@ void GuestChannel::send()
     m_timer.expires_after(GUEST_CALL_TIMEOUT);
     m_timer.async_wait([this, seq = m_seq](boost::system::error_code code) {
         if (!code && m_sent && m_seq == seq)
-            finish(cpuplug::unexpected(fmt::format("the guest did not answer within {} s",
-                std::chrono::duration_cast<std::chrono::seconds>(GUEST_CALL_TIMEOUT).count())));
+            finish(cpuplug::unexpected(GuestCallError::Timeout));
     });
 }
 
@@ -137,7 +153,7 @@ void GuestChannel::finish(Answer result)
         });
 }
 
-void GuestChannel::fail_all(std::string const& why)
+void GuestChannel::fail_all(GuestCallError why)
 {
     m_timer.cancel();
     m_sent = false; // an answer still on its way is ignored
@@ -151,7 +167,7 @@ void GuestChannel::reset()
 {
     m_page = 0; // the new guest announces its own
     if (m_sent)
-        finish(cpuplug::unexpected(std::string("the guest was reset")));
+        finish(cpuplug::unexpected(GuestCallError::GuestReset));
 }
 
 } // namespace vmm

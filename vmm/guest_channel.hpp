@@ -26,10 +26,20 @@
 
 namespace vmm {
 
+// Why a call to the guest got no answer.
+enum class GuestCallError {
+    VmEnding,      // the VM is shutting down: no answer is coming
+    NoControlPage, // the guest has not announced one (not cpuplug's guest, or not booted yet)
+    GuestReset,    // system_reset ran while the call waited
+    Timeout,       // the guest did not answer in time
+};
+// The sentence QMP answers with.
+std::string to_string(GuestCallError error);
+
 class GuestChannel {
 public:
     using TimePoint = std::chrono::steady_clock::time_point;
-    using Answer = cpuplug::Result<std::vector<uint8_t>, std::string>; // the page's bytes
+    using Answer = cpuplug::Result<std::vector<uint8_t>, GuestCallError>; // the page's bytes
     struct Call {
         control::Command command;
         uint32_t cpu;
@@ -54,7 +64,7 @@ public:
     // io thread only, as everything below. Queues a call; calls go out one at a time, in order.
     void call(Call call);
     // Every call queued or in flight fails with `why` (the VM is ending: no answer is coming).
-    void fail_all(std::string const& why);
+    void fail_all(GuestCallError why);
     // system_reset: the new guest announces its own page; a call in flight fails.
     void reset();
 

@@ -126,7 +126,7 @@ void cpuhp_with_states(GuestChannel& channel, qmp::CpuhpRequest const& request, 
     }
     channel.call({ command, request.cpu, state, [request, reply](auto result) {
                     if (!result.has_value()) {
-                        reply(cpuplug::unexpected(error(result.error())));
+                        reply(cpuplug::unexpected(error(to_string(result.error()))));
                         return;
                     }
                     auto header = header_of(result.value());
@@ -152,7 +152,7 @@ void cpuhp_over_channel(GuestChannel& channel, qmp::CpuhpRequest const& request,
         // Names are the guest's (dynamic states are named when registered): ask for the list first.
         channel.call({ control::Command::QueryCpuhp, 0, 0, [&channel, request, reply](auto result) {
                         if (!result.has_value()) {
-                            reply(cpuplug::unexpected(error(result.error())));
+                            reply(cpuplug::unexpected(error(to_string(result.error()))));
                             return;
                         }
                         if (auto bad = check_page(header_of(result.value()))) {

@@ -64,9 +64,9 @@ void Machine::wire_parts()
     run.exiting = [this](ExitRequest const& request) {
         emit("SHUTDOWN", qmp::Json { { "guest", request.guest }, { "reason", request.cause } });
         // Commands waiting for the guest will get no answer now: fail them while their clients may still read.
-        boost::asio::post(m_io, [this] { m_guest->fail_all("the VM is shutting down"); });
+        boost::asio::post(m_io, [this] { m_guest->fail_all(GuestCallError::VmEnding); });
     };
-    run.quit_answered = [this] { m_guest->fail_all("the VM is shutting down"); };
+    run.quit_answered = [this] { m_guest->fail_all(GuestCallError::VmEnding); };
     run.pause = [this](auto done) { m_cpus->pause_all(std::move(done)); };
     run.resume = [this] { m_cpus->resume_all(); };
     run.reset = [this] { return reset_machine(); };
