@@ -1,23 +1,21 @@
 // Machine: set-up order matters to KVM (x2APIC API and irqchip before vCPUs; CPUID before the first
-// KVM_RUN), and every step's failure becomes one sentence for the user.
+// KVM_RUN), and every step's failure becomes one sentence for the user. After set-up the machine only
+// routes: each part's callbacks go to the part they concern (wire_parts).
 #include "machine.hpp"
 
-#include "arch/x86_64/cpuid.hpp"
 #include "arch/x86_64/layout.hpp"
-#include "arch/x86_64/regs.hpp"
-#include "arch/x86_64/topology.hpp"
 #include "boot/elf.hpp"
 #include "boot/pvh.hpp"
 #include "embedded_guest.hpp"
 
 #include <acpi/tables.hpp>
-#include <guest/lib/cmdline.hpp>
+#include <guest/abi/control.hpp>
+#include <guest/abi/cpu_hotplug.hpp>
+#include <guest/abi/platform.h>
 
 #include <algorithm>
-#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
-#include <cstdio>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -31,17 +29,9 @@ namespace vmm {
 
 namespace {
 
-constexpr auto VCPU_STOP_TIMEOUT = std::chrono::seconds(1);
-constexpr auto VCPU_PAUSE_TIMEOUT = std::chrono::seconds(1);
-constexpr auto VCPU_REKICK_INTERVAL = std::chrono::milliseconds(10);
 constexpr auto QMP_FLUSH_TIMEOUT = std::chrono::milliseconds(500);
 
 std::string fail(char const* what, SysError const& error) { return fmt::format("{}: {}", what, error.message()); }
-
-double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b)
-{
-    return std::chrono::duration<double, std::milli>(b - a).count();
-}
 
 cpuplug::Result<std::vector<uint8_t>, std::string> read_file(std::string const& path)
 {
@@ -60,36 +50,64 @@ Machine::Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm
     , m_memory(std::move(memory))
     , m_vm(std::move(vm))
 {
-    m_timeline.process_start = config.process_start;
-    for (uint32_t i = 0; i < config.smp.maxcpus; ++i)
-        m_apic_ids.push_back(apic_id_from_index(config.smp.topology, i));
-    m_slots.resize(config.smp.maxcpus);
-    // Boot CPUs are created before any device, so QEMU names them device[0], device[1]...
-    for (uint32_t i = 0; i < config.smp.cpus; ++i)
-        m_slots[i].qom_path = fmt::format("/machine/unattached/device[{}]", i);
-    m_slots.front().guest_view = Slot::GuestView::Online; // online before the guest's state machine starts
-    // What the guest will really use: the last occurrence on its command line wins, as in Linux.
-    std::string const cmdline = guest_cmdline();
-    guest::Cmdline line(guest::StringView(cmdline.data(), cmdline.size()));
-    BootReport::Settings settings;
-    settings.vcpus = config.smp.cpus;
-    settings.parallel = line.get_bool("cpuhp.parallel", true);
-    settings.init_delay_us = line.get_u64("cpu_init_udelay", platform::INIT_DELAY_US);
-    std::vector<uint32_t> present(m_apic_ids.begin(), m_apic_ids.begin() + config.smp.cpus);
-    m_report = std::make_unique<BootReport>(config.process_start, std::move(present), settings);
+    wire_parts();
+}
+
+// Who calls whom. The threads each callback runs on, and the locks held then, are in
+// docs/architecture.md ("Threads and locks").
+void Machine::wire_parts()
+{
+    auto emit_event = [this](std::string const& name, std::optional<qmp::Json> data) { emit(name, std::move(data)); };
+
+    RunControl::Hooks run;
+    run.emit = emit_event;
+    run.exiting = [this](ExitRequest const& request) {
+        emit("SHUTDOWN", qmp::Json { { "guest", request.guest }, { "reason", request.cause } });
+        // Commands waiting for the guest will get no answer now: fail them while their clients may still read.
+        boost::asio::post(m_io, [this] { m_guest->fail_all(GuestCallError::VmEnding); });
+    };
+    run.quit_answered = [this] { m_guest->fail_all(GuestCallError::VmEnding); };
+    run.pause = [this](auto done) { m_cpus->pause_all(std::move(done)); };
+    run.resume = [this] { m_cpus->resume_all(); };
+    run.reset = [this] { return reset_machine(); };
+    run.power_button = [this] { m_pm->press_power_button(); };
+    m_run = std::make_unique<RunControl>(m_io, std::move(run));
+
+    CpuManager::Hooks cpus;
+    cpus.emit = emit_event;
+    cpus.request_exit = [this](ExitRequest request) { m_run->request_exit(std::move(request)); };
+    cpus.vm_ending = [this] { return m_run->exit_requested(); };
+    cpus.raise_gpe = [this] { m_pm->raise_gpe(cpu_hotplug::GPE_BIT); };
+    m_cpus = std::make_unique<CpuManager>(m_config, m_kvm, m_vm, Buses { m_io_bus, m_mmio_bus }, m_io, std::move(cpus));
+
+    std::vector<uint32_t> present(m_cpus->apic_ids().begin(), m_cpus->apic_ids().begin() + m_config.smp.cpus);
+    m_boot = std::make_unique<BootObserver>(m_config, guest_cmdline(), std::move(present), [this] {
+        if (m_serial)
+            m_serial->flush();
+    });
+
+    GuestChannel::Listener guest;
+    guest.milestone = [this](status_port::Milestone milestone, auto when) { m_boot->milestone(milestone, when); };
+    guest.cpu = [this](status_port::CpuEvent event, uint32_t cpu, uint8_t step, auto when) {
+        m_boot->cpu_event(event, cpu, step, when);
+        m_cpus->guest_reported(event, cpu);
+    };
+    guest.exit = [this](uint8_t status) {
+        if (status == 0)
+            request_exit({ EXIT_OK, "the guest reported success", true, "guest-shutdown" });
+        else
+            request_exit({ EXIT_GUEST_FAILURE, fmt::format("the guest reported failure status {}", status), true,
+                "guest-panic" });
+    };
+    guest.vm_ending = [this] { return m_run->exit_requested(); };
+    guest.raise_gpe = [this] { m_pm->raise_gpe(control::GPE_BIT); };
+    m_guest = std::make_unique<GuestChannel>(m_io, m_memory, std::move(guest));
 }
 
 Machine::~Machine()
 {
-    {
-        std::lock_guard lock(m_slots_mutex);
-        m_tearing_down = true; // stopped threads no longer ask the io thread to reap them
-    }
-    for (auto& slot : m_slots)
-        if (slot.thread)
-            slot.thread->request_stop();
-    for (auto& slot : m_slots)
-        slot.thread.reset(); // each joins with a bound
+    if (m_cpus)
+        m_cpus->shut_down();
     m_io.stop();
     if (m_io_thread.joinable())
         m_io_thread.join();
@@ -121,15 +139,15 @@ cpuplug::Result<std::unique_ptr<Machine>, std::string> Machine::create(MachineCo
     }
 
     std::unique_ptr<Machine> machine(new Machine(config, std::move(kvm), memory.release_value(), vm.release_value()));
-    machine->m_timeline.vm_created = std::chrono::steady_clock::now();
-    TRY(machine->check_limits());
+    machine->m_boot->vm_created(std::chrono::steady_clock::now());
+    TRY(machine->m_cpus->check_limits());
     TRY(machine->set_up_devices());
     TRY(machine->build_acpi());
     TRY(machine->load_kernel());
-    machine->m_report->vcpus_creating(std::chrono::steady_clock::now());
-    TRY(machine->create_vcpus());
-    machine->m_timeline.vcpus_created = std::chrono::steady_clock::now();
-    machine->m_report->vcpus_created(machine->m_timeline.vcpus_created);
+    machine->m_boot->vcpus_creating(std::chrono::steady_clock::now());
+    TRY(machine->m_cpus->create_boot_vcpus());
+    TRY(machine->m_cpus->set_boot_entry(machine->m_boot_entry, machine->m_boot_start_info));
+    machine->m_boot->vcpus_created(std::chrono::steady_clock::now());
     for (uint32_t chip = 0; chip < machine->m_irqchip_power_on.size(); ++chip) {
         auto state = machine->m_vm.get_irqchip(chip);
         if (!state.has_value())
@@ -140,27 +158,11 @@ cpuplug::Result<std::unique_ptr<Machine>, std::string> Machine::create(MachineCo
     return machine;
 }
 
-cpuplug::Result<void, std::string> Machine::check_limits() const
-{
-    auto const& limits = m_kvm.limits();
-    auto const& smp = m_config.smp;
-    if (smp.maxcpus > limits.max_vcpus)
-        return cpuplug::unexpected(fmt::format(
-            "Number of SMP cpus requested ({}) exceeds the maximum cpus supported by KVM ({})", smp.maxcpus,
-            limits.max_vcpus));
-    uint32_t highest = *std::max_element(m_apic_ids.begin(), m_apic_ids.end());
-    if (highest >= limits.max_vcpu_id)
-        return cpuplug::unexpected(fmt::format(
-            "the topology needs APIC id {}, but KVM takes vCPU ids below {}: use a denser topology", highest,
-            limits.max_vcpu_id));
-    return {};
-}
-
 cpuplug::Result<void, std::string> Machine::build_acpi()
 {
     acpi::PlatformConfig platform;
     for (uint32_t i = 0; i < m_config.smp.maxcpus; ++i)
-        platform.cpus.push_back({ i, m_apic_ids[i], m_slots[i].present() });
+        platform.cpus.push_back({ i, m_cpus->apic_ids()[i], m_cpus->present(i) });
     platform.pm_base = AcpiPm::BASE;
     platform.cpu_hotplug = m_config.hotplug;
     platform.cpu_hotplug_base = cpu_hotplug::DEFAULT_BASE;
@@ -203,15 +205,15 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
         if (sleep_type == 0)
             request_exit({ EXIT_OK, "the guest powered off", true, "guest-shutdown" });
         else
-            VMM_GUEST_LOG(m_guest_log.sleep_type, warn, "guest asked for sleep type {}; only soft-off (S5) is supported",
+            VMM_GUEST_LOG(m_log_sleep_type, warn, "guest asked for sleep type {}; only soft-off (S5) is supported",
                 sleep_type);
     };
     pm_callbacks.sci = [this](bool level) {
-        if (auto raised = m_vm.irq_line(platform::SCI_GSI, level); !raised.has_value())
+        if (auto raised = m_vm.irq_line(::platform::SCI_GSI, level); !raised.has_value())
             spdlog::error("cannot set the SCI line: {}", raised.error());
     };
     m_pm = std::make_shared<AcpiPm>(std::move(pm_callbacks));
-    m_status = std::make_shared<StatusPort>([this](uint32_t event, auto when) { on_status_event(event, when); });
+    auto const& status = m_guest->status_port();
 
     struct Registration {
         IoRange range;
@@ -220,27 +222,15 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
     };
     for (auto const& r : { Registration { { Serial16550::COM1_BASE, Serial16550::REGISTER_COUNT }, m_serial, "COM1" },
              Registration { { AcpiPm::BASE, AcpiPm::SIZE }, m_pm, "ACPI PM" },
-             Registration { { status_port::DEFAULT_PORT, status_port::PORT_SIZE }, m_status, "status port" } }) {
+             Registration { { status_port::DEFAULT_PORT, status_port::PORT_SIZE }, status, "status port" } }) {
         if (auto inserted = m_io_bus.insert(r.range, r.device); !inserted.has_value())
             return cpuplug::unexpected(fmt::format("cannot register {}: {}", r.name, to_string(inserted.error())));
     }
-    if (auto inserted = m_mmio_bus.insert({ layout::STATUS_MMIO, status_port::PORT_SIZE }, m_status); !inserted.has_value())
+    if (auto inserted = m_mmio_bus.insert({ layout::STATUS_MMIO, status_port::PORT_SIZE }, status); !inserted.has_value())
         return cpuplug::unexpected(fmt::format("cannot register the status registers: {}", to_string(inserted.error())));
 
-    if (m_config.hotplug) {
-        CpuHotplugDevice::Callbacks callbacks;
-        // Device callbacks run on the vCPU thread that wrote the register; the slots belong to the io thread.
-        callbacks.ejected = [this](uint32_t index) { boost::asio::post(m_io, [this, index] { on_ejected(index); }); };
-        callbacks.ost = [this](uint32_t index, uint32_t event, uint32_t status) {
-            boost::asio::post(m_io, [this, index, event, status] { on_ost(index, event, status); });
-        };
-        callbacks.raise_gpe = [this] { m_pm->raise_gpe(cpu_hotplug::GPE_BIT); };
-        std::vector<uint64_t> arch_ids(m_apic_ids.begin(), m_apic_ids.end());
-        m_cpu_hotplug = std::make_shared<CpuHotplugDevice>(std::move(arch_ids), 0, std::move(callbacks));
-        for (uint32_t i = 0; i < m_config.smp.cpus; ++i)
-            m_cpu_hotplug->set_present(i, true);
-        if (auto inserted = m_io_bus.insert({ cpu_hotplug::DEFAULT_BASE, cpu_hotplug::SIZE }, m_cpu_hotplug);
-            !inserted.has_value())
+    if (auto const& hotplug = m_cpus->hotplug_device()) {
+        if (auto inserted = m_io_bus.insert({ cpu_hotplug::DEFAULT_BASE, cpu_hotplug::SIZE }, hotplug); !inserted.has_value())
             return cpuplug::unexpected(fmt::format("cannot register the CPU hotplug registers: {}", to_string(inserted.error())));
     }
     return {};
@@ -281,91 +271,6 @@ cpuplug::Result<void, std::string> Machine::load_kernel()
     return {};
 }
 
-cpuplug::Result<std::unique_ptr<Vcpu>, std::string> Machine::make_vcpu(uint32_t index, VcpuState& power_on)
-{
-    uint32_t apic_id = m_apic_ids[index];
-    // vCPU id = APIC id: KVM gives each vCPU's local APIC its id.
-    auto vcpu = m_vm.create_vcpu(apic_id);
-    if (!vcpu.has_value())
-        return cpuplug::unexpected(fail(fmt::format("cannot create vCPU {}", index).c_str(), vcpu.error()));
-    auto created = std::make_unique<Vcpu>(vcpu.release_value());
-    // Every vCPU runs at the host's TSC rate: ask KVM once, not once per vCPU on the boot path.
-    if (m_tsc_khz.load() == 0)
-        m_tsc_khz.store(created->tsc_khz().value_or(0));
-    CpuidParams params;
-    params.topology = m_config.smp.topology;
-    params.status_port = status_port::DEFAULT_PORT;
-    params.status_mmio = layout::STATUS_MMIO;
-    params.tsc_khz = m_tsc_khz.load();
-    params.apic_id = apic_id;
-    if (auto set = created->set_cpuid(build_cpuid(m_supported_cpuid, params)); !set.has_value())
-        return cpuplug::unexpected(fail("cannot set a vCPU's CPUID", set.error()));
-    auto state = capture_vcpu_state(*created);
-    if (!state.has_value())
-        return cpuplug::unexpected(fail("cannot read a new vCPU's state", state.error()));
-    power_on = state.release_value();
-    return created;
-}
-
-std::unique_ptr<VcpuThread> Machine::make_thread(Vcpu& vcpu)
-{
-    return std::make_unique<VcpuThread>(vcpu, Buses { m_io_bus, m_mmio_bus }, static_cast<VcpuThreadEvents&>(*this));
-}
-
-cpuplug::Result<void, std::string> Machine::create_vcpus()
-{
-    auto supported = m_kvm.supported_cpuid();
-    if (!supported.has_value())
-        return cpuplug::unexpected(fail("cannot read the host's CPUID", supported.error()));
-    m_supported_cpuid = supported.release_value();
-
-    // KVM_CREATE_VCPU holds the VM's lock only for its bookkeeping; most of its ~0.3 ms here is vCPU
-    // set-up outside the lock, so a few workers create vCPUs side by side (one per host core).
-    uint32_t count = m_config.smp.cpus;
-    uint32_t workers = std::clamp<uint32_t>(std::thread::hardware_concurrency(), 1, 8);
-    workers = std::min(workers, (count + 15) / 16); // small VMs are not worth a thread
-    std::vector<std::string> errors(workers == 0 ? 1 : workers);
-    auto create_range = [&](uint32_t worker, uint32_t stride) {
-        for (uint32_t index = worker; index < count; index += stride) {
-            auto vcpu = make_vcpu(index, m_slots[index].power_on);
-            if (!vcpu.has_value()) {
-                errors[worker] = vcpu.error();
-                return;
-            }
-            m_slots[index].vcpu = vcpu.release_value();
-        }
-    };
-    if (workers <= 1) {
-        create_range(0, 1);
-    } else {
-        std::vector<std::thread> pool;
-        for (uint32_t w = 0; w < workers; ++w)
-            pool.emplace_back(create_range, w, workers);
-        for (auto& thread : pool)
-            thread.join();
-    }
-    for (auto const& error : errors)
-        if (!error.empty())
-            return cpuplug::unexpected(error);
-
-    // Application processors stay as KVM made them: UNINITIALIZED until the guest's INIT/SIPI.
-    for (uint32_t index = 0; index < count; ++index)
-        m_slots[index].thread = make_thread(*m_slots[index].vcpu);
-
-    return set_bsp_entry(*m_slots.front().vcpu, m_slots.front().power_on);
-}
-
-cpuplug::Result<void, std::string> Machine::set_bsp_entry(Vcpu& bsp, VcpuState const& power_on)
-{
-    auto sregs = power_on.sregs;
-    set_pvh_entry_sregs(sregs);
-    if (auto set = bsp.set_sregs(sregs); !set.has_value())
-        return cpuplug::unexpected(fail("cannot set vCPU 0's segment registers", set.error()));
-    if (auto set = bsp.set_regs(pvh_entry_regs(m_boot_entry, m_boot_start_info)); !set.has_value())
-        return cpuplug::unexpected(fail("cannot set vCPU 0's registers", set.error()));
-    return {};
-}
-
 int Machine::run()
 {
     auto work = boost::asio::make_work_guard(m_io);
@@ -382,35 +287,11 @@ int Machine::run()
         }
     });
 
-    if (start_guest()) {
-        std::unique_lock lock(m_mutex);
-        m_exit_cv.wait(lock, [this] { return m_exit.has_value(); });
-    }
-    ExitRequest request;
-    {
-        std::lock_guard lock(m_mutex);
-        request = *m_exit;
-    }
+    start_guest();
+    ExitRequest request = m_run->wait_for_exit();
 
-    // The io thread still serves QMP and may read the slots; from here on it no longer reaps threads, so
-    // these stay valid (the destructor frees them, and any a late plug adds).
-    std::vector<VcpuThread*> threads;
-    {
-        std::lock_guard lock(m_slots_mutex);
-        m_tearing_down = true;
-        for (auto& slot : m_slots)
-            if (slot.thread)
-                threads.push_back(slot.thread.get());
-    }
-    for (auto& thread : threads)
-        thread->request_stop();
-    for (auto& thread : threads) {
-        if (thread->started() && !thread->join(VCPU_STOP_TIMEOUT)) {
-            spdlog::critical("vcpu{} did not stop within {} ms", thread->vcpu_id(),
-                std::chrono::duration_cast<std::chrono::milliseconds>(VCPU_STOP_TIMEOUT).count());
-            request.code = EXIT_VMM_ERROR;
-        }
-    }
+    if (!m_cpus->stop_all())
+        request.code = EXIT_VMM_ERROR;
     if (m_qmp)
         m_qmp->shutdown(QMP_FLUSH_TIMEOUT); // SHUTDOWN and the last replies reach the clients
     work.reset();
@@ -422,9 +303,7 @@ int Machine::run()
         spdlog::info("{}", request.reason);
     else
         spdlog::error("{}", request.reason);
-    if (!m_report->done())
-        write_boot_report(request.reason);
-    log_timeline();
+    m_boot->vm_ended(request.reason);
     return request.code;
 }
 
@@ -433,395 +312,15 @@ bool Machine::start_guest()
     bool wait = std::any_of(m_config.qmp.begin(), m_config.qmp.end(), [](auto const& e) { return e.wait; });
     if (wait) {
         spdlog::info("waiting for a QMP client before starting the guest (wait=on)");
-        std::unique_lock lock(m_mutex);
-        m_exit_cv.wait(lock, [this] { return m_qmp_client_seen || m_exit.has_value(); });
-        if (m_exit)
+        if (!m_run->wait_for_client())
             return false;
     }
-
-    // Application processors first, each in its KVM_RUN loop before the boot vCPU runs. (KVM queues an
-    // INIT/SIPI for a vCPU that is not running yet, but one that does not exist would lose it.)
-    for (size_t i = 1; i < m_config.smp.cpus; ++i)
-        m_slots[i].thread->start();
-    for (size_t i = 1; i < m_config.smp.cpus; ++i)
-        m_slots[i].thread->wait_started(std::chrono::seconds(5));
-    {
-        std::lock_guard lock(m_mutex);
-        m_timeline.guest_started = std::chrono::steady_clock::now();
-    }
-    m_report->guest_started(m_timeline.guest_started);
-    m_slots[0].thread->start();
+    m_cpus->start_application_processors();
+    m_boot->guest_started(std::chrono::steady_clock::now());
+    m_cpus->start_boot_processor();
     // Run control was held back until now: a `stop` that came early pauses every vCPU, not some.
-    boost::asio::post(m_io, [this] {
-        m_run_state = qmp::RunState::Running;
-        control_done();
-    });
+    boost::asio::post(m_io, [this] { m_run->guest_started(); });
     return true;
-}
-
-void Machine::request_exit(ExitRequest request)
-{
-    {
-        std::lock_guard lock(m_mutex);
-        if (m_exit)
-            return;
-        m_exit = request;
-        m_exit_cv.notify_all();
-    }
-    emit("SHUTDOWN", qmp::Json { { "guest", request.guest }, { "reason", request.cause } });
-    // Commands waiting for the guest will get no answer now: fail them while their clients may still read.
-    boost::asio::post(m_io, [this] { fail_guest_calls("the VM is shutting down"); });
-}
-
-bool Machine::exit_requested() const
-{
-    std::lock_guard lock(m_mutex);
-    return m_exit.has_value();
-}
-
-BootTimeline Machine::timeline() const
-{
-    std::lock_guard lock(m_mutex);
-    return m_timeline;
-}
-
-void Machine::on_status_event(uint32_t event, std::chrono::steady_clock::time_point when)
-{
-    using namespace status_port;
-    switch (event_kind(event)) {
-    case Kind::Milestone: {
-        auto milestone = static_cast<Milestone>(event_payload(event) & 0xFFFF);
-        {
-            std::lock_guard lock(m_mutex);
-            if (milestone == Milestone::KernelEntry && !m_timeline.kernel_entry)
-                m_timeline.kernel_entry = when;
-            else if (milestone == Milestone::BootDone && !m_timeline.boot_done)
-                m_timeline.boot_done = when;
-        }
-        if (milestone == Milestone::KernelEntry)
-            m_report->kernel_entry(when);
-        if (milestone == Milestone::BootDone) {
-            m_report->boot_done(when);
-            write_boot_report(std::nullopt);
-        }
-        break;
-    }
-    case Kind::Cpu:
-        on_cpu_event(event, when);
-        break;
-    case Kind::Control: {
-        uint32_t value = event_control_value(event);
-        if (event_control(event) == ControlEvent::Page) {
-            uint64_t address = uint64_t(value) << 12;
-            boost::asio::post(m_io, [this, address] {
-                if (!m_memory.contains(address, control::SIZE)) {
-                    VMM_GUEST_LOG(m_guest_log.control_page, warn, "guest: control page at {:#x} is not RAM; ignored", address);
-                    return;
-                }
-                m_control_page = address;
-            });
-        } else if (event_control(event) == ControlEvent::Done) {
-            boost::asio::post(m_io, [this, value] { guest_call_answered(value); });
-        } else {
-            VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "status port: unknown control event {:#010x}", event);
-        }
-        break;
-    }
-    case Kind::Exit: {
-        auto status = static_cast<uint8_t>(event_payload(event));
-        if (status == 0)
-            request_exit({ EXIT_OK, "the guest reported success", true, "guest-shutdown" });
-        else
-            request_exit({ EXIT_GUEST_FAILURE, fmt::format("the guest reported failure status {}", status), true,
-                "guest-panic" });
-        break;
-    }
-    default:
-        VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "status port: unknown event {:#010x}", event);
-        break;
-    }
-}
-
-void Machine::on_cpu_event(uint32_t event, std::chrono::steady_clock::time_point when)
-{
-    using namespace status_port;
-    uint32_t cpu = event_cpu(event);
-    uint8_t step = event_step(event);
-    uint8_t state = step & 0x3F;
-    switch (event_cpu_event(event)) {
-    case CpuEvent::Kicked:
-        m_report->kicked(cpu, when);
-        break;
-    case CpuEvent::Alive:
-        m_report->alive(cpu, when);
-        break;
-    case CpuEvent::Online:
-        m_report->online(cpu, when);
-        boost::asio::post(m_io, [this, cpu] { on_cpu_state(cpu, true); });
-        break;
-    case CpuEvent::Offline:
-        m_report->offline(cpu, when);
-        boost::asio::post(m_io, [this, cpu] { on_cpu_state(cpu, false); });
-        break;
-    case CpuEvent::StepFailed:
-        m_report->step_failed(cpu, state, (step & STEP_DOWN) != 0);
-        VMM_GUEST_LOG(m_guest_log.step_failed, info, "cpu {}: step {} failed going {}", cpu, state,
-            (step & STEP_DOWN) ? "down" : "up");
-        break;
-    case CpuEvent::Stopped:
-        m_report->stopped(cpu, state);
-        boost::asio::post(m_io, [this, cpu] {
-            if (cpu < m_slots.size() && m_slots[cpu].present())
-                m_slots[cpu].guest_view = Slot::GuestView::Elsewhere;
-        });
-        break;
-    case CpuEvent::Step:
-        spdlog::debug("cpu {}: step {} {}{}", cpu, state, (step & STEP_DOWN) ? "down" : "up",
-            (step & STEP_ROLLBACK) ? " (rollback)" : "");
-        break;
-    default:
-        VMM_GUEST_LOG(m_guest_log.unknown_event, warn, "status port: unknown CPU event {:#010x}", event);
-        break;
-    }
-}
-
-void Machine::write_boot_report(std::optional<std::string> const& error)
-{
-    {
-        std::lock_guard lock(m_mutex);
-        if (m_report_written || !m_config.boot_report)
-            return;
-        m_report_written = true;
-    }
-    std::string text = m_report->json(error) + "\n";
-    if (*m_config.boot_report == "-") {
-        m_serial->flush(); // keep the console's lines whole around the report
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-        return;
-    }
-    FILE* file = std::fopen(m_config.boot_report->c_str(), "w");
-    if (!file) {
-        spdlog::error("cannot write the boot report to {}: {}", *m_config.boot_report, std::strerror(errno));
-        return;
-    }
-    std::fwrite(text.data(), 1, text.size(), file);
-    std::fclose(file);
-}
-
-void Machine::log_timeline() const
-{
-    auto t = timeline();
-    auto start = t.process_start;
-    spdlog::info("timeline: VM created {:.2f} ms, vCPUs ready {:.2f} ms, guest started {:.2f} ms", ms_between(start, t.vm_created),
-        ms_between(start, t.vcpus_created), ms_between(start, t.guest_started));
-    if (t.kernel_entry && t.boot_done)
-        spdlog::info("timeline: kernel entry +{:.3f} ms, boot done +{:.3f} ms after the guest started (total {:.2f} ms)",
-            ms_between(t.guest_started, *t.kernel_entry), ms_between(t.guest_started, *t.boot_done),
-            ms_between(start, *t.boot_done));
-}
-
-void Machine::vcpu_failed(uint32_t vcpu_id, std::string const& reason)
-{
-    request_exit({ EXIT_VMM_ERROR, fmt::format("vcpu{}: {}", vcpu_id, reason), false, "host-error" });
-}
-
-void Machine::vcpu_shutdown(uint32_t vcpu_id)
-{
-    request_exit({ EXIT_OK, fmt::format("vcpu{}: the guest shut down", vcpu_id), true, "guest-shutdown" });
-}
-
-// --- QMP ------------------------------------------------------------------------------------------
-
-cpuplug::Result<void, std::string> Machine::set_up_qmp()
-{
-    if (m_config.qmp.empty())
-        return {};
-    auto version = qmp::version_json(qmp::QemuVersion {}, fmt::format("cpuplug {}", CPUPLUG_VERSION));
-    qmp::add_machine_commands(m_commands, *this, version);
-    qmp::add_hotplug_commands(m_commands, *this);
-    m_qmp = std::make_unique<qmp::Server>(m_io, m_commands, version, qmp::Server::Limits {});
-    m_qmp->on_connect([this] {
-        std::lock_guard lock(m_mutex);
-        m_qmp_client_seen = true;
-        m_exit_cv.notify_all();
-    });
-    for (auto const& endpoint : m_config.qmp)
-        if (auto listening = m_qmp->listen(endpoint); !listening.has_value())
-            return cpuplug::unexpected(fmt::format("--qmp {}: {}", endpoint.text, listening.error()));
-    return {};
-}
-
-void Machine::emit(std::string const& name, std::optional<qmp::Json> data)
-{
-    if (m_qmp)
-        m_qmp->broadcast(qmp::make_event(name, data));
-}
-
-std::vector<qmp::CpuSlot> Machine::cpu_slots() const
-{
-    std::vector<qmp::CpuSlot> slots;
-    auto const& topology = m_config.smp.topology;
-    for (uint32_t index = 0; index < m_config.smp.maxcpus; ++index) {
-        auto ids = ids_from_index(topology, index);
-        auto const& slot = m_slots[index];
-        qmp::CpuSlot cpu { index, ids.socket, ids.die, ids.core, ids.thread, m_apic_ids[index], std::nullopt,
-            slot.device_id, 0, slot.op == Slot::Op::Plugging, slot.op == Slot::Op::Unplugging || slot.op == Slot::Op::Ejecting };
-        if (slot.present()) {
-            cpu.qom_path = slot.qom_path;
-            cpu.thread_id = slot.thread ? slot.thread->tid() : 0;
-        }
-        slots.push_back(std::move(cpu));
-    }
-    return slots;
-}
-
-CpuTopology Machine::topology() const { return m_config.smp.topology; }
-
-void Machine::control(std::function<void(Done)> operation)
-{
-    m_control_queue.push_back(std::move(operation));
-    if (!m_control_busy)
-        control_done();
-}
-
-void Machine::control_done()
-{
-    if (m_control_queue.empty()) {
-        m_control_busy = false;
-        return;
-    }
-    m_control_busy = true;
-    auto operation = std::move(m_control_queue.front());
-    m_control_queue.pop_front();
-    // Posted, so a chain of synchronous operations unwinds instead of nesting.
-    operation([this] { boost::asio::post(m_io, [this] { control_done(); }); });
-}
-
-void Machine::pause_vcpus(std::function<void(std::optional<std::string>)> done)
-{
-    m_pause_done = std::move(done);
-    m_pause_deadline = std::chrono::steady_clock::now() + VCPU_PAUSE_TIMEOUT;
-    for (auto& slot : m_slots)
-        if (slot.thread && slot.thread->started())
-            slot.thread->request_pause();
-    check_paused(false);
-}
-
-void Machine::check_paused(bool rekick)
-{
-    if (!m_pause_done)
-        return;
-    std::optional<uint32_t> waiting;
-    for (auto& slot : m_slots) {
-        auto* thread = slot.thread.get();
-        // A thread that ended (the VM is going down, or its CPU was ejected) counts as stopped.
-        if (!thread || !thread->started() || thread->paused() || thread->finished())
-            continue;
-        if (!waiting)
-            waiting = thread->vcpu_id();
-        if (rekick)
-            thread->rekick(); // the first kick may have landed between its check and KVM_RUN
-    }
-    if (!waiting || std::chrono::steady_clock::now() >= m_pause_deadline) {
-        m_pause_timer.cancel();
-        auto done = std::move(m_pause_done);
-        m_pause_done = nullptr;
-        if (waiting) {
-            resume_vcpus(); // all or nothing: the ones that did stop run again
-            done(fmt::format("vCPU {} did not stop within {} ms", *waiting,
-                std::chrono::duration_cast<std::chrono::milliseconds>(VCPU_PAUSE_TIMEOUT).count()));
-        } else {
-            done(std::nullopt);
-        }
-        return;
-    }
-    m_pause_timer.expires_after(VCPU_REKICK_INTERVAL);
-    m_pause_timer.async_wait([this](boost::system::error_code error) {
-        if (!error)
-            check_paused(true);
-    });
-}
-
-void Machine::resume_vcpus()
-{
-    for (auto& slot : m_slots)
-        if (slot.thread && slot.thread->started())
-            slot.thread->resume();
-}
-
-void Machine::vcpu_paused(uint32_t)
-{
-    boost::asio::post(m_io, [this] { check_paused(false); });
-}
-
-void Machine::stop(qmp::Reply reply)
-{
-    control([this, reply = std::move(reply)](Done done) {
-        if (m_run_state != qmp::RunState::Running) {
-            reply(qmp::Json::object()); // already stopped: QEMU answers {} and sends no event
-            done();
-            return;
-        }
-        pause_vcpus([this, reply, done](std::optional<std::string> error) {
-            if (error) {
-                reply(cpuplug::unexpected(qmp::generic_error(*error)));
-            } else {
-                m_run_state = qmp::RunState::Paused;
-                emit("STOP");
-                reply(qmp::Json::object());
-            }
-            done();
-        });
-    });
-}
-
-void Machine::cont(qmp::Reply reply)
-{
-    control([this, reply = std::move(reply)](Done done) {
-        if (m_run_state != qmp::RunState::Running) {
-            resume_vcpus();
-            m_run_state = qmp::RunState::Running;
-            emit("RESUME");
-        }
-        reply(qmp::Json::object());
-        done();
-    });
-}
-
-void Machine::system_reset(qmp::Reply reply)
-{
-    control([this, reply = std::move(reply)](Done done) {
-        bool was_running = m_run_state == qmp::RunState::Running;
-        auto finish = [this, reply, done, was_running] {
-            if (auto reset = reset_machine(); !reset.has_value()) {
-                // Half-reset vCPUs cannot run on: end the VM and say why.
-                reply(cpuplug::unexpected(qmp::generic_error(reset.error())));
-                request_exit({ EXIT_VMM_ERROR, fmt::format("system_reset failed: {}", reset.error()) });
-                done();
-                return;
-            }
-            emit("RESET", qmp::Json { { "guest", false }, { "reason", "host-qmp-system-reset" } });
-            if (was_running)
-                resume_vcpus();
-            else
-                m_run_state = qmp::RunState::Prelaunch; // as QEMU: reset while stopped waits for `cont`
-            reply(qmp::Json::object());
-            done();
-        };
-        if (!was_running) {
-            finish();
-            return;
-        }
-        pause_vcpus([reply, done, finish](std::optional<std::string> error) {
-            if (error) {
-                reply(cpuplug::unexpected(qmp::generic_error(*error)));
-                done();
-                return;
-            }
-            finish();
-        });
-    });
 }
 
 cpuplug::Result<void, std::string> Machine::reset_machine()
@@ -836,42 +335,60 @@ cpuplug::Result<void, std::string> Machine::reset_machine()
         return cpuplug::unexpected(fail("cannot clear guest RAM", discarded.error()));
     // Hot-plugged CPUs stay plugged and are present at the next boot, as in QEMU; operations in flight
     // are dropped with the guest that was running them.
-    for (auto& slot : m_slots) {
-        if (slot.op == Slot::Op::Plugging || slot.op == Slot::Op::Unplugging)
-            slot.op = Slot::Op::None;
-        slot.guest_view = Slot::GuestView::Offline; // the new guest reports its CPUs again
-        slot.held_ost.clear();
-    }
-    m_slots.front().guest_view = Slot::GuestView::Online;
-    if (m_cpu_hotplug)
-        m_cpu_hotplug->reset();
-    m_control_page = 0; // the new guest announces its own
-    if (m_guest_call_sent)
-        finish_guest_call(cpuplug::unexpected(std::string("the guest was reset")));
+    m_cpus->forget_operations();
+    m_guest->reset();
     TRY(build_acpi());
     TRY(load_kernel());
-    for (size_t i = 0; i < m_slots.size(); ++i)
-        if (m_slots[i].thread)
-            if (auto restored = restore_vcpu_state(*m_slots[i].vcpu, m_slots[i].power_on); !restored.has_value())
-                return cpuplug::unexpected(fail(fmt::format("cannot reset vCPU {}", i).c_str(), restored.error()));
-    return set_bsp_entry(*m_slots.front().vcpu, m_slots.front().power_on);
+    return m_cpus->restore_power_on(m_boot_entry, m_boot_start_info);
 }
 
-void Machine::system_powerdown(qmp::Reply reply)
+// --- QMP ------------------------------------------------------------------------------------------
+
+cpuplug::Result<void, std::string> Machine::set_up_qmp()
 {
-    // The button is pressed even while paused; the guest sees it when it runs again.
-    emit("POWERDOWN");
-    m_pm->press_power_button();
-    reply(qmp::Json::object());
+    if (m_config.qmp.empty())
+        return {};
+    auto version = qmp::version_json(qmp::QemuVersion {}, fmt::format("cpuplug {}", CPUPLUG_VERSION));
+    qmp::add_machine_commands(m_commands, *this, version);
+    qmp::add_hotplug_commands(m_commands, *this);
+    m_qmp = std::make_unique<qmp::Server>(m_io, m_commands, version, qmp::Server::Limits {});
+    m_qmp->on_connect([this] { m_run->client_connected(); });
+    for (auto const& endpoint : m_config.qmp)
+        if (auto listening = m_qmp->listen(endpoint); !listening.has_value())
+            return cpuplug::unexpected(fmt::format("--qmp {}: {}", endpoint.text, listening.error()));
+    return {};
 }
 
-void Machine::quit(qmp::Reply reply)
+void Machine::emit(std::string const& name, std::optional<qmp::Json> data)
 {
-    // SHUTDOWN goes out before the reply, as in QEMU; the process then ends.
-    request_exit({ EXIT_OK, "quit requested over QMP", false, "host-qmp-quit" });
-    reply(qmp::Json::object());
-    // Commands still waiting for the guest are answered now, while their clients can still read it.
-    fail_guest_calls("the VM is shutting down");
+    if (m_qmp)
+        m_qmp->broadcast(qmp::make_event(name, data));
+}
+
+void Machine::plug_cpus(std::vector<uint32_t> const& indexes, std::optional<std::string> const& id, qmp::Reply reply)
+{
+    // Through run control, so a plug never interleaves with stop, cont or system_reset. The reply goes out
+    // with no lock held: it runs the client's next request, which may take any of them.
+    m_run->queue([this, indexes, id, reply = std::move(reply)](RunControl::Done done) {
+        auto plugged = m_cpus->plug(indexes, id, m_run->state() != qmp::RunState::Running);
+        if (plugged.has_value())
+            reply(qmp::Json::object());
+        else
+            reply(cpuplug::unexpected(qmp::generic_error(plugged.error())));
+        done();
+    });
+}
+
+void Machine::unplug_cpus(std::vector<uint32_t> const& indexes, qmp::Reply reply)
+{
+    m_run->queue([this, indexes, reply = std::move(reply)](RunControl::Done done) {
+        auto requested = m_cpus->unplug(indexes);
+        if (requested.has_value())
+            reply(qmp::Json::object());
+        else
+            reply(cpuplug::unexpected(qmp::generic_error(requested.error())));
+        done();
+    });
 }
 
 } // namespace vmm
