@@ -19,14 +19,19 @@ bool executable_file(std::string const& path)
 }
 
 // The guest's privilege level as vmm's --guest-cpl auto chooses it, so both VMMs run the same guest code:
-// CPL3 on nested PVM (kvm_pvm: supervisor code is emulated), CPL0 elsewhere; CPUPLUG_GUEST_CPL overrides.
+// CPL3 on nested PVM (kvm_pvm loaded and no kvm_intel or kvm_amd: supervisor code is emulated), CPL0
+// elsewhere (vmm::supervisor_mode_emulated() is the same rule); CPUPLUG_GUEST_CPL overrides.
 std::string guest_cpl_parameter()
 {
     char const* forced = std::getenv("CPUPLUG_GUEST_CPL");
     if (forced && (std::string(forced) == "0" || std::string(forced) == "3"))
         return std::string(" kernel.cpl=") + forced;
-    struct stat info {};
-    return ::stat("/sys/module/kvm_pvm", &info) == 0 ? " kernel.cpl=3" : " kernel.cpl=0";
+    auto loaded = [](std::string const& module) {
+        struct stat info {};
+        return ::stat(("/sys/module/" + module).c_str(), &info) == 0;
+    };
+    bool pvm = loaded("kvm_pvm") && !loaded("kvm_intel") && !loaded("kvm_amd");
+    return pvm ? " kernel.cpl=3" : " kernel.cpl=0";
 }
 
 } // namespace

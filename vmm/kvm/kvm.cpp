@@ -70,8 +70,13 @@ constexpr RequiredCap REQUIRED_CAPS[] = {
 
 bool supervisor_mode_emulated()
 {
-    struct stat info {};
-    return ::stat("/sys/module/kvm_pvm", &info) == 0;
+    // kvm_pvm can be loaded without providing /dev/kvm (it declines inside a PVM guest), and a machine with
+    // VT-x or SVM has kvm_intel or kvm_amd, which then provide it.
+    auto loaded = [](char const* module) {
+        struct stat info {};
+        return ::stat((std::string("/sys/module/") + module).c_str(), &info) == 0;
+    };
+    return loaded("kvm_pvm") && !loaded("kvm_intel") && !loaded("kvm_amd");
 }
 
 cpuplug::Result<Kvm, std::string> Kvm::open(char const* path)

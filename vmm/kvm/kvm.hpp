@@ -18,7 +18,8 @@ struct KvmLimits {
     uint32_t recommended_vcpus { 0 }; // KVM_CAP_NR_VCPUS
 };
 
-// True on nested PVM (the kvm_pvm module provides /dev/kvm): the guest's supervisor mode is emulated there,
+// True on nested PVM (kvm_pvm loaded, and neither kvm_intel nor kvm_amd, so kvm_pvm is what provides
+// /dev/kvm): the guest's supervisor mode is emulated there,
 // ~1000x slower than its user mode, so cpuplug's guest keeps its kernel at CPL3 (docs/platform.md).
 bool supervisor_mode_emulated();
 
