@@ -1,6 +1,8 @@
 // Clock set-up and conversions. ns = tsc * mult >> 32 with a 128-bit product, so no division on the path.
 #include "clock.hpp"
 
+#include <guest/abi/platform.h>
+
 namespace kernel {
 
 namespace {
@@ -16,7 +18,7 @@ void set_tsc_hz(uint64_t hz)
     g_ns_mult = static_cast<uint64_t>((static_cast<unsigned __int128>(1'000'000'000) << 32) / hz);
 }
 
-constexpr uint32_t PM_HZ = 3'579'545;
+constexpr uint32_t PM_HZ = platform::PM_TIMER_HZ;
 
 // One reading of the PM timer with the TSC at the moment it was taken. Each read is a VM exit, and the
 // vCPU's thread can be preempted inside it (on a loaded or emulated host, for milliseconds), so the read

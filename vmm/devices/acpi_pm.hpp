@@ -29,7 +29,7 @@ public:
     static constexpr uint16_t PM1_PWRBTN = 1 << 8;
     static constexpr uint16_t PM1_CNT_SCI_EN = 1 << 0;
     static constexpr uint16_t PM1_CNT_SLP_EN = 1 << 13;
-    static constexpr uint32_t PM_TIMER_HZ = 3'579'545;
+    static constexpr uint32_t PM_TIMER_HZ = platform::PM_TIMER_HZ;
 
     struct Callbacks {
         std::function<void(uint8_t sleep_type)> sleep; // SLP_EN written, with SLP_TYP

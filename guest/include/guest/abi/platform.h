@@ -9,7 +9,8 @@
 #define PLATFORM_PM_BASE 0x600          /* ICH9's ACPI PM block: PM1a event, PM1a control, PM timer, GPE0 */
 #define PLATFORM_PM1A_EVT_OFFSET 0x00   /* 2 bytes status, 2 bytes enable */
 #define PLATFORM_PM1A_CNT_OFFSET 0x04   /* 2 bytes */
-#define PLATFORM_PM_TMR_OFFSET 0x08     /* 4 bytes, a 24-bit counter at 3.579545 MHz */
+#define PLATFORM_PM_TMR_OFFSET 0x08     /* 4 bytes, a 24-bit counter at PLATFORM_PM_TIMER_HZ */
+#define PLATFORM_PM_TIMER_HZ 3579545    /* the ACPI PM timer's rate (ACPI 6.5 §4.8.3.3) */
 #define PLATFORM_GPE0_OFFSET 0x20       /* 8 bytes status, 8 bytes enable */
 #define PLATFORM_GPE0_LENGTH 16
 #define PLATFORM_SCI_GSI 9              /* ISA IRQ 9, level, active high (the MADT's override says so) */
@@ -27,6 +28,7 @@ inline constexpr uint16_t PM_BASE = PLATFORM_PM_BASE;
 inline constexpr uint16_t PM1A_EVT_OFFSET = PLATFORM_PM1A_EVT_OFFSET;
 inline constexpr uint16_t PM1A_CNT_OFFSET = PLATFORM_PM1A_CNT_OFFSET;
 inline constexpr uint16_t PM_TMR_OFFSET = PLATFORM_PM_TMR_OFFSET;
+inline constexpr uint32_t PM_TIMER_HZ = PLATFORM_PM_TIMER_HZ;
 inline constexpr uint16_t GPE0_OFFSET = PLATFORM_GPE0_OFFSET;
 inline constexpr uint16_t GPE0_LENGTH = PLATFORM_GPE0_LENGTH;
 inline constexpr uint32_t SCI_GSI = PLATFORM_SCI_GSI;
