@@ -601,6 +601,37 @@ TEST_CASE("commands waiting for the guest run one at a time, in order, each afte
     CHECK(harness.session->backlog() == 0);
 }
 
+TEST_CASE("a guest command queued behind another starts when that one is answered, though a later slow request runs", "[session]")
+{
+    GuestHarness harness;
+    // g2 was sent before slow but waits for g1; slow, sent last, starts at once. When g1 is answered g2
+    // has every request before it answered, so it must start although slow is still running (found by
+    // the fuzzer: a slow request that never answered held g2 back for ever).
+    CHECK(harness.feed(R"({"execute": "guest", "id": "g1"}{"execute": "guest", "id": "g2"}{"execute": "slow", "id": "s"})").empty());
+    REQUIRE(harness.guest_pending.size() == 1);
+    REQUIRE(harness.pending.size() == 1);
+    harness.guest_pending[0](Json::object());
+    CHECK(harness.lines.back() == R"({"return": {}, "id": "g1"})");
+    REQUIRE(harness.guest_pending.size() == 2);
+    harness.lines.clear();
+    harness.guest_pending[1](Json::object());
+    CHECK(harness.lines == Lines { R"({"return": {}, "id": "g2"})" });
+    harness.lines.clear();
+    harness.pending[0](Json::object());
+    CHECK(harness.lines == Lines { R"({"return": {}, "id": "s"})" });
+    CHECK(harness.answered == std::vector<uint64_t> { 1, 2, 3 });
+    CHECK(harness.session->backlog() == 0);
+}
+
+TEST_CASE("a guest command sent after a running request still waits for it", "[session]")
+{
+    GuestHarness harness;
+    CHECK(harness.feed(R"({"execute": "slow", "id": "s"}{"execute": "guest", "id": "g"})").empty());
+    CHECK(harness.guest_pending.empty());
+    harness.pending.at(0)(Json::object());
+    CHECK(harness.guest_pending.size() == 1);
+}
+
 TEST_CASE("reading stops once enough commands wait for the guest, and resumes as they are answered", "[session]")
 {
     GuestHarness harness;

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <limits>
+
 #include <sys/time.h>
 
 namespace vmm::qmp {
@@ -166,12 +168,15 @@ void Session::pump()
     // A reply may make the owner drop us (a send that overflows closes the client): stay alive till the end.
     auto self = shared_from_this();
     m_pumping = true;
-    // Nothing starts while a request from m_queue runs. A guest-waiting one goes when its turn comes in
-    // request order and no other is running; one that would have to wait for another is skipped over.
-    while (!m_busy && !m_closed) {
-        bool guest = !m_guest_busy && !m_guest_queue.empty()
-            && (m_queue.empty() || m_guest_queue.front().number < m_queue.front().number);
-        if (!guest && m_queue.empty())
+    // Requests from m_queue run one at a time, in order. A guest-waiting one goes when no other runs and
+    // every request before it has been answered, whether or not a later, ordinary one is running (which
+    // must not hold it back: that one might wait long, and the guest command came first).
+    while (!m_closed) {
+        uint64_t first_unanswered = m_busy ? m_busy_number
+            : m_queue.empty()              ? std::numeric_limits<uint64_t>::max()
+                                           : m_queue.front().number;
+        bool guest = !m_guest_busy && !m_guest_queue.empty() && m_guest_queue.front().number < first_unanswered;
+        if (!guest && (m_busy || m_queue.empty()))
             break;
         auto& queue = guest ? m_guest_queue : m_queue;
         Item item = std::move(queue.front());
@@ -181,6 +186,8 @@ void Session::pump()
             continue;
         }
         (guest ? m_guest_busy : m_busy) = true;
+        if (!guest)
+            m_busy_number = item.number;
         process(item, guest);
     }
     m_pumping = false;

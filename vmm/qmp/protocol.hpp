@@ -123,6 +123,7 @@ private:
     std::deque<Item> m_guest_queue; // guest-waiting commands (Command::waits_for_guest)
     uint64_t m_received { 0 };      // requests framed so far
     bool m_busy { false };          // a command from m_queue is running; its reply has not come yet
+    uint64_t m_busy_number { 0 };   // the number of that command, while m_busy
     bool m_guest_busy { false };    // one from m_guest_queue is
     bool m_pumping { false }; // inside pump(): a synchronous reply must not recurse into it
     bool m_negotiated { false };
