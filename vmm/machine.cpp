@@ -49,20 +49,23 @@ cpuplug::Result<KernelFiles, std::string> read_kernel_files(MachineConfig const&
     if (!config.kernel_path)
         return files;
     files.kernel = TRY(read_file("kernel", *config.kernel_path));
+    bool other_pvh = false; // a PVH ELF that boots but is not Linux
     switch (detect_kernel_kind(files.kernel)) {
     case KernelKind::BzImage:
         files.is_linux = true;
         break;
     case KernelKind::Elf:
-        // A file that does not parse is not Linux here; load_kernel says what is wrong with it.
-        if (auto image = parse_pvh_elf(files.kernel); image.has_value())
+        // A file that does not parse is left to load_kernel, which says what is wrong with it.
+        if (auto image = parse_pvh_elf(files.kernel); image.has_value()) {
             files.is_linux = image->linux_notes;
+            other_pvh = !image->linux_notes;
+        }
         break;
     case KernelKind::Unknown:
         break;
     }
     if (config.initrd_path) {
-        if (!files.is_linux)
+        if (other_pvh)
             return cpuplug::unexpected(fmt::format("--initrd: {} is not a Linux kernel (a bzImage, or a vmlinux with "
                                                    "Linux's ELF notes), and only Linux takes an initrd",
                 *config.kernel_path));

@@ -70,7 +70,7 @@ TEST_CASE("bad values exit 2 with one line naming the option", "[cli]")
     CHECK(parse({ "--initrd", "/etc/passwd" }).error().message.find("needs a Linux --kernel") != std::string::npos);
 }
 
-TEST_CASE("--initrd goes with --kernel", "[cli]")
+TEST_CASE("an initrd goes with a kernel", "[cli]")
 {
     auto options = parse({ "--kernel", "/etc/passwd", "--initrd", "/etc/hostname", "--cmdline", "console=ttyS0" });
     REQUIRE(options.has_value());

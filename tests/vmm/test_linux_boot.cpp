@@ -345,6 +345,17 @@ TEST_CASE("the 64-bit entry state is long mode with the boot GDT's selectors", "
     CHECK(boot_entry_regs(pvh).rbx == layout::START_INFO);
 }
 
+TEST_CASE("a PVH ELF with a Linux-owned note is a vmlinux", "[boot][linux]")
+{
+    test_support::ElfSpec spec;
+    spec.linux_note = true; // after the entry note: the reader walks on past it
+    auto image = parse_pvh_elf(test_support::build_elf(spec));
+    REQUIRE(image.has_value());
+    CHECK(image->linux_notes);
+    CHECK(image->pvh_entry == 0x100000);
+    CHECK_FALSE(parse_pvh_elf(test_support::build_elf({}))->linux_notes);
+}
+
 TEST_CASE("a PVH kernel gets its initrd as the one module", "[boot][linux]")
 {
     auto memory = MUST(GuestMemory::create(32 * layout::MiB));
