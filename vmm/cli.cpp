@@ -66,16 +66,24 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
     std::string memory_text;
     std::string serial_text = "stdio";
     std::string kernel;
+    std::string initrd;
     app.add_option("--cpus", cpus_text,
            "vCPUs and topology, as QEMU's -smp: N[,maxcpus=M][,sockets=S][,dies=D][,cores=C][,threads=T]")
         ->type_name("N[,...]");
     app.add_option("--memory,-m", memory_text,
            "Guest RAM: a number with an optional K/M/G/T suffix; a bare number is MiB (default 256M)")
         ->type_name("SIZE");
-    app.add_option("--kernel", kernel, "Boot this PVH ELF kernel instead of the embedded cpuplug guest")
+    app.add_option("--kernel", kernel,
+           "Boot this kernel instead of the embedded cpuplug guest: a Linux bzImage, or a PVH ELF (a vmlinux or a "
+           "cpuplug-style guest)")
         ->check(CLI::ExistingFile)
         ->type_name("FILE");
-    app.add_option("--cmdline", machine.cmdline, "Appended to the guest kernel command line")->type_name("STR");
+    app.add_option("--initrd", initrd, "An initial RAM disk for a Linux --kernel")
+        ->check(CLI::ExistingFile)
+        ->type_name("FILE");
+    app.add_option("--cmdline", machine.cmdline,
+           "A Linux kernel's whole command line; for cpuplug's guest, appended to its own parameters")
+        ->type_name("STR");
     app.add_option("--serial", serial_text, "Where COM1 goes: stdio, file:PATH or none (default stdio)")
         ->type_name("stdio|file:PATH|none");
     app.add_option("--log-level", options.log_level, "trace, debug, info, warn (default), error, critical or off")
@@ -191,6 +199,12 @@ cpuplug::Result<CliOptions, CliExit> parse_command_line(int argc, char const* co
 
     if (!kernel.empty())
         machine.kernel_path = kernel;
+    if (!initrd.empty()) {
+        if (kernel.empty())
+            return cpuplug::unexpected(
+                usage_error("--initrd needs a Linux --kernel: the embedded guest has no use for an initrd"));
+        machine.initrd_path = initrd;
+    }
     for (auto const& text : qmp) {
         auto endpoint = qmp::parse_endpoint(text);
         if (!endpoint.has_value())

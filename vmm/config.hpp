@@ -35,7 +35,8 @@ struct MachineConfig {
     std::optional<std::string> boot_report; // --boot-report: a path, or "-" for stdout
     uint64_t memory_bytes { layout::DEFAULT_RAM };
     std::optional<std::string> kernel_path; // empty: the embedded guest
-    std::string cmdline;                    // appended after cpuplug's own guest parameters
+    std::optional<std::string> initrd_path; // --initrd: only with a Linux kernel
+    std::string cmdline;                    // after cpuplug's own guest parameters; a Linux kernel's whole line
     SerialConfig serial;
     bool exit_after_boot { false };
     bool hotplug { false };                 // --hotplug: the ACPI CPU-hotplug device and its AML

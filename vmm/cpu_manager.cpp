@@ -163,14 +163,14 @@ cpuplug::Result<void, std::string> CpuManager::create_boot_vcpus()
     return {};
 }
 
-cpuplug::Result<void, std::string> CpuManager::set_boot_entry(uint32_t entry, uint32_t start_info)
+cpuplug::Result<void, std::string> CpuManager::set_boot_entry(BootEntry const& entry)
 {
     auto& bsp = *m_slots.front().vcpu;
     auto sregs = m_slots.front().power_on.sregs;
-    set_pvh_entry_sregs(sregs);
+    set_boot_entry_sregs(sregs, entry);
     if (auto set = bsp.set_sregs(sregs); !set.has_value())
         return cpuplug::unexpected(fail("cannot set vCPU 0's segment registers", set.error()));
-    if (auto set = bsp.set_regs(pvh_entry_regs(entry, start_info)); !set.has_value())
+    if (auto set = bsp.set_regs(boot_entry_regs(entry)); !set.has_value())
         return cpuplug::unexpected(fail("cannot set vCPU 0's registers", set.error()));
     return {};
 }
@@ -307,14 +307,14 @@ void CpuManager::forget_operations()
         m_hotplug->reset();
 }
 
-cpuplug::Result<void, std::string> CpuManager::restore_power_on(uint32_t entry, uint32_t start_info)
+cpuplug::Result<void, std::string> CpuManager::restore_power_on(BootEntry const& entry)
 {
     // Every vCPU is out of KVM_RUN, so their ioctls run here without waiting.
     for (size_t i = 0; i < m_slots.size(); ++i)
         if (m_slots[i].thread)
             if (auto restored = restore_vcpu_state(*m_slots[i].vcpu, m_slots[i].power_on); !restored.has_value())
                 return cpuplug::unexpected(fail(fmt::format("cannot reset vCPU {}", i).c_str(), restored.error()));
-    return set_boot_entry(entry, start_info);
+    return set_boot_entry(entry);
 }
 
 } // namespace vmm

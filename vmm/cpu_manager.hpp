@@ -4,6 +4,7 @@
 // which it owns (docs/hotplug.md). Threading rules: docs/architecture.md.
 #pragma once
 
+#include "arch/x86_64/regs.hpp"
 #include "config.hpp"
 #include "cpu/exit.hpp"
 #include "cpu/vcpu_state.hpp"
@@ -52,8 +53,8 @@ public:
     // The register block, for the machine to put on its bus; null without --hotplug.
     std::shared_ptr<CpuHotplugDevice> const& hotplug_device() const { return m_hotplug; }
     cpuplug::Result<void, std::string> create_boot_vcpus();
-    // The boot vCPU's registers for the PVH entry point (also after a reset).
-    cpuplug::Result<void, std::string> set_boot_entry(uint32_t entry, uint32_t start_info);
+    // The boot vCPU's registers for the kernel's entry point, PVH or Linux 64-bit (also after a reset).
+    cpuplug::Result<void, std::string> set_boot_entry(BootEntry const& entry);
     // Whether a CPU is plugged (the main thread at set-up; the io thread later).
     bool present(uint32_t index) const { return m_slots[index].present(); }
 
@@ -84,7 +85,7 @@ public:
     // system_reset, with every vCPU paused: operations in flight are dropped with the guest that ran
     // them, plugged CPUs stay plugged; then each running vCPU back to its power-on state.
     void forget_operations();
-    cpuplug::Result<void, std::string> restore_power_on(uint32_t entry, uint32_t start_info);
+    cpuplug::Result<void, std::string> restore_power_on(BootEntry const& entry);
 
     // --- any thread: the guest's report about a CPU (status port), handled on the io thread.
     void guest_reported(status_port::CpuEvent event, uint32_t index);

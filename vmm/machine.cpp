@@ -5,6 +5,7 @@
 
 #include "arch/x86_64/layout.hpp"
 #include "boot/elf.hpp"
+#include "boot/linux.hpp"
 #include "boot/pvh.hpp"
 #include "embedded_guest.hpp"
 
@@ -33,22 +34,58 @@ constexpr auto QMP_FLUSH_TIMEOUT = std::chrono::milliseconds(500);
 
 std::string fail(char const* what, SysError const& error) { return fmt::format("{}: {}", what, error.message()); }
 
-cpuplug::Result<std::vector<uint8_t>, std::string> read_file(std::string const& path)
+cpuplug::Result<std::vector<uint8_t>, std::string> read_file(char const* what, std::string const& path)
 {
     std::ifstream in(path, std::ios::binary);
     if (!in)
-        return cpuplug::unexpected(fmt::format("cannot read kernel {}: {}", path, std::strerror(errno)));
+        return cpuplug::unexpected(fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno)));
     std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     return bytes;
 }
 
+cpuplug::Result<KernelFiles, std::string> read_kernel_files(MachineConfig const& config)
+{
+    KernelFiles files;
+    if (!config.kernel_path)
+        return files;
+    files.kernel = TRY(read_file("kernel", *config.kernel_path));
+    bool other_pvh = false; // a PVH ELF that boots but is not Linux
+    switch (detect_kernel_kind(files.kernel)) {
+    case KernelKind::BzImage:
+        files.is_linux = true;
+        break;
+    case KernelKind::Elf:
+        // A file that does not parse is left to load_kernel, which says what is wrong with it.
+        if (auto image = parse_pvh_elf(files.kernel); image.has_value()) {
+            files.is_linux = image->linux_notes;
+            other_pvh = !image->linux_notes;
+        }
+        break;
+    case KernelKind::Unknown:
+        break;
+    }
+    if (config.initrd_path) {
+        if (other_pvh)
+            return cpuplug::unexpected(fmt::format("--initrd: {} is not a Linux kernel (a bzImage, or a vmlinux with "
+                                                   "Linux's ELF notes), and only Linux takes an initrd",
+                *config.kernel_path));
+        files.initrd = TRY(read_file("initrd", *config.initrd_path));
+    }
+    // The embedded guest's own options mean nothing to Linux (docs/cli.md); say so for the one that visibly
+    // would not happen.
+    if (files.is_linux && config.exit_after_boot)
+        spdlog::warn("--exit-after-boot is ignored with a Linux kernel: pass e.g. panic=-1 and power off from the guest");
+    return files;
+}
+
 } // namespace
 
-Machine::Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm)
+Machine::Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm, KernelFiles kernel)
     : m_config(config)
     , m_kvm(std::move(kvm))
     , m_memory(std::move(memory))
     , m_vm(std::move(vm))
+    , m_kernel(std::move(kernel))
 {
     wire_parts();
 }
@@ -117,6 +154,7 @@ Machine::~Machine()
 
 cpuplug::Result<std::unique_ptr<Machine>, std::string> Machine::create(MachineConfig const& config)
 {
+    auto kernel = TRY(read_kernel_files(config));
     auto kvm = TRY(Kvm::open());
     auto memory = GuestMemory::create(config.memory_bytes);
     if (!memory.has_value())
@@ -138,7 +176,8 @@ cpuplug::Result<std::unique_ptr<Machine>, std::string> Machine::create(MachineCo
             return cpuplug::unexpected(fail("cannot give the VM its RAM", added.error()));
     }
 
-    std::unique_ptr<Machine> machine(new Machine(config, std::move(kvm), memory.release_value(), vm.release_value()));
+    std::unique_ptr<Machine> machine(
+        new Machine(config, std::move(kvm), memory.release_value(), vm.release_value(), std::move(kernel)));
     machine->m_boot->vm_created(std::chrono::steady_clock::now());
     TRY(machine->m_cpus->check_limits());
     TRY(machine->set_up_devices());
@@ -146,7 +185,7 @@ cpuplug::Result<std::unique_ptr<Machine>, std::string> Machine::create(MachineCo
     TRY(machine->load_kernel());
     machine->m_boot->vcpus_creating(std::chrono::steady_clock::now());
     TRY(machine->m_cpus->create_boot_vcpus());
-    TRY(machine->m_cpus->set_boot_entry(machine->m_boot_entry, machine->m_boot_start_info));
+    TRY(machine->m_cpus->set_boot_entry(machine->m_boot_entry));
     machine->m_boot->vcpus_created(std::chrono::steady_clock::now());
     for (uint32_t chip = 0; chip < machine->m_irqchip_power_on.size(); ++chip) {
         auto state = machine->m_vm.get_irqchip(chip);
@@ -238,6 +277,9 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
 
 std::string Machine::guest_cmdline() const
 {
+    // Linux gets the user's line as it is: cpuplug's guest parameters would only be unknown options to it.
+    if (m_kernel.is_linux)
+        return m_config.cmdline;
     bool cpl3 = m_config.guest_cpl == GuestCpl::Cpl3
         || (m_config.guest_cpl == GuestCpl::Auto && supervisor_mode_emulated());
     std::string line = fmt::format("cpuhp.parallel={} cpu_init_udelay={} kernel.cpl={}",
@@ -254,21 +296,38 @@ cpuplug::Result<void, std::string> Machine::load_kernel()
     std::span<uint8_t const> file = embedded_guest_image();
     std::string name = "the embedded guest";
     if (m_config.kernel_path) {
-        // Read once: system_reset boots the same kernel even if the file changed or went away since.
-        if (m_kernel_file.empty())
-            m_kernel_file = TRY(read_file(*m_config.kernel_path));
-        file = m_kernel_file;
+        file = m_kernel.kernel;
         name = *m_config.kernel_path;
     }
-    auto image = parse_pvh_elf(file);
-    if (!image.has_value())
-        return cpuplug::unexpected(fmt::format("cannot boot {}: {}", name, image.error().message));
-    auto boot = load_pvh_kernel(m_memory, file, image.value(), guest_cmdline(), m_rsdp);
-    if (!boot.has_value())
-        return cpuplug::unexpected(fmt::format("cannot boot {}: {}", name, boot.error()));
-    m_boot_entry = boot->entry;
-    m_boot_start_info = boot->start_info;
-    return {};
+    auto cannot = [&](std::string const& why) {
+        return cpuplug::unexpected(fmt::format("cannot boot {}: {}", name, why));
+    };
+    switch (detect_kernel_kind(file)) {
+    case KernelKind::BzImage: {
+        auto image = parse_bzimage(file);
+        if (!image.has_value())
+            return cannot(image.error().message);
+        auto boot = load_bzimage(m_memory, file, image.value(), guest_cmdline(), m_kernel.initrd, m_rsdp);
+        if (!boot.has_value())
+            return cannot(boot.error());
+        m_boot_entry = { BootEntry::Mode::Linux64, boot->entry, boot->zero_page, boot->gdt_base, boot->gdt_limit,
+            boot->page_tables };
+        return {};
+    }
+    case KernelKind::Elf: {
+        auto image = parse_pvh_elf(file);
+        if (!image.has_value())
+            return cannot(image.error().message);
+        auto boot = load_pvh_kernel(m_memory, file, image.value(), guest_cmdline(), m_rsdp, m_kernel.initrd);
+        if (!boot.has_value())
+            return cannot(boot.error());
+        m_boot_entry = { BootEntry::Mode::Pvh32, boot->entry, boot->start_info, 0, 0, 0 };
+        return {};
+    }
+    case KernelKind::Unknown:
+        break;
+    }
+    return cannot("neither a Linux bzImage (\"HdrS\" setup header at 0x202) nor an ELF with a PVH entry note");
 }
 
 int Machine::run()
@@ -339,7 +398,7 @@ cpuplug::Result<void, std::string> Machine::reset_machine()
     m_guest->reset();
     TRY(build_acpi());
     TRY(load_kernel());
-    return m_cpus->restore_power_on(m_boot_entry, m_boot_start_info);
+    return m_cpus->restore_power_on(m_boot_entry);
 }
 
 // --- QMP ------------------------------------------------------------------------------------------

@@ -35,6 +35,14 @@
 
 namespace vmm {
 
+// --kernel's and --initrd's bytes, read once before the machine is built: the guest's command line depends on
+// the kernel's kind, and system_reset boots the same files even if they changed or went away since.
+struct KernelFiles {
+    std::vector<uint8_t> kernel; // empty: the embedded guest
+    std::vector<uint8_t> initrd;
+    bool is_linux { false };     // a bzImage, or a PVH ELF with Linux's notes (a vmlinux)
+};
+
 class Machine final : private qmp::Backend {
 public:
     static cpuplug::Result<std::unique_ptr<Machine>, std::string> create(MachineConfig const& config);
@@ -48,7 +56,7 @@ public:
     BootTimeline timeline() const { return m_boot->timeline(); }
 
 private:
-    explicit Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm);
+    explicit Machine(MachineConfig const& config, Kvm kvm, GuestMemory memory, Vm vm, KernelFiles kernel);
     void wire_parts();
     cpuplug::Result<void, std::string> set_up_devices();
     cpuplug::Result<void, std::string> build_acpi();
@@ -91,11 +99,10 @@ private:
     std::shared_ptr<Serial16550> m_serial;
     std::shared_ptr<AcpiPm> m_pm;
     GuestLogLimit m_log_sleep_type;
-    uint32_t m_boot_entry { 0 };
-    uint32_t m_boot_start_info { 0 };
+    BootEntry m_boot_entry;
     uint64_t m_rsdp { 0 };
     std::array<kvm_irqchip, 3> m_irqchip_power_on {}; // PIC master, PIC slave, IOAPIC
-    std::vector<uint8_t> m_kernel_file;               // --kernel's bytes, kept for system_reset
+    KernelFiles m_kernel;                             // kept for system_reset
 
     boost::asio::io_context m_io;
     std::thread m_io_thread;

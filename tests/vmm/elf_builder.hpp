@@ -19,6 +19,7 @@ struct ElfSpec {
     uint8_t elf_class { ELFCLASS64 };
     uint16_t machine { EM_X86_64 };
     uint16_t type { ET_EXEC };
+    bool linux_note { false }; // a "Linux" note after the Xen one, as a vmlinux has
 };
 
 inline std::vector<uint8_t> build_elf(ElfSpec const& spec)
@@ -26,7 +27,9 @@ inline std::vector<uint8_t> build_elf(ElfSpec const& spec)
     // Layout: ELF header, 2 program headers, note, code.
     constexpr size_t PH_OFFSET = sizeof(Elf64_Ehdr);
     constexpr size_t NOTE_OFFSET = PH_OFFSET + 2 * sizeof(Elf64_Phdr);
-    size_t note_size = sizeof(Elf64_Nhdr) + 4 + ((spec.note_desc_size + 3) & ~3u);
+    size_t xen_note_size = sizeof(Elf64_Nhdr) + 4 + ((spec.note_desc_size + 3) & ~3u);
+    constexpr size_t LINUX_NOTE_SIZE = sizeof(Elf64_Nhdr) + 8 + 4; // "Linux\0" padded to 8, a 4-byte descriptor
+    size_t note_size = xen_note_size + (spec.linux_note ? LINUX_NOTE_SIZE : 0);
     size_t code_offset = (NOTE_OFFSET + note_size + 15) & ~size_t(15);
     std::vector<uint8_t> file(code_offset + spec.code_size, 0x90);
 
@@ -71,6 +74,12 @@ inline std::vector<uint8_t> build_elf(ElfSpec const& spec)
         uint64_t entry = spec.load_address + spec.entry_offset;
         std::memcpy(desc.data(), &entry, desc.size() < 8 ? desc.size() : 8);
         std::memcpy(file.data() + NOTE_OFFSET + sizeof(nh) + 4, desc.data(), desc.size());
+        if (spec.linux_note) {
+            Elf64_Nhdr linux_nh { 6, 4, 0x100 };
+            std::memcpy(file.data() + NOTE_OFFSET + xen_note_size, &linux_nh, sizeof(linux_nh));
+            std::memcpy(file.data() + NOTE_OFFSET + xen_note_size + sizeof(linux_nh), "Linux", 6);
+            std::memset(file.data() + NOTE_OFFSET + xen_note_size + sizeof(linux_nh) + 6, 0, 2 + 4);
+        }
     }
     return file;
 }

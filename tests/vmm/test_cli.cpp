@@ -58,7 +58,7 @@ TEST_CASE("bad values exit 2 with one line naming the option", "[cli]")
              { "--cpus", "0" }, { "--cpus", "x" }, { "--cpus", "-1" }, { "--memory", "1K" }, { "--memory", "lots" },
              { "--memory", "2T" }, { "--memory", "99999999999999999999" }, { "--serial", "tcp:1" },
              { "--serial", "file:" }, { "--kernel", "/nonexistent/kernel" }, { "--log-level", "loud" },
-             { "--bogus" } }) {
+             { "--bogus" }, { "--initrd", "/etc/passwd" }, { "--kernel", "/etc/passwd", "--initrd", "/nonexistent" } }) {
         auto result = parse(args);
         REQUIRE_FALSE(result.has_value());
         CHECK(result.error().code == 2);
@@ -67,6 +67,15 @@ TEST_CASE("bad values exit 2 with one line naming the option", "[cli]")
     }
     CHECK(parse({ "--cpus", "0" }).error().message.find("--cpus") != std::string::npos);
     CHECK(parse({ "--memory", "1K" }).error().message.find("too small") != std::string::npos);
+    CHECK(parse({ "--initrd", "/etc/passwd" }).error().message.find("needs a Linux --kernel") != std::string::npos);
+}
+
+TEST_CASE("an initrd goes with a kernel", "[cli]")
+{
+    auto options = parse({ "--kernel", "/etc/passwd", "--initrd", "/etc/hostname", "--cmdline", "console=ttyS0" });
+    REQUIRE(options.has_value());
+    CHECK(options->machine.initrd_path == "/etc/hostname");
+    CHECK(options->machine.cmdline == "console=ttyS0");
 }
 
 TEST_CASE("the --help and --version options exit 0", "[cli]")

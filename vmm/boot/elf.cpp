@@ -32,9 +32,12 @@ T read_at(std::span<uint8_t const> file, uint64_t offset)
 
 uint64_t align_up(uint64_t value, uint64_t alignment) { return (value + alignment - 1) & ~(alignment - 1); }
 
-// Walks one PT_NOTE segment for the Xen PHYS32_ENTRY note. Returns true and sets `entry` when found.
-cpuplug::Result<bool, ElfError> find_pvh_note(std::span<uint8_t const> file, Elf64_Phdr const& note, uint32_t& entry)
+// Walks one PT_NOTE segment for the Xen PHYS32_ENTRY note (returns true and sets the entry when found) and
+// for notes owned by "Linux", which every vmlinux carries (its build salt, for one).
+cpuplug::Result<bool, ElfError> find_pvh_note(
+    std::span<uint8_t const> file, Elf64_Phdr const& note, ElfImage& image, bool entry_known)
 {
+    bool found = false;
     if (!within(note.p_offset, note.p_filesz, file.size()))
         return fail(ElfErrorKind::Truncated, fmt::format("note segment at offset {:#x} runs past the end of the file",
                                                  note.p_offset));
@@ -50,7 +53,9 @@ cpuplug::Result<bool, ElfError> find_pvh_note(std::span<uint8_t const> file, Elf
         if (header.n_namesz > end || header.n_descsz > end || next > end)
             return fail(ElfErrorKind::BadPvhNote, fmt::format("malformed note at offset {:#x}", position));
         bool is_xen = header.n_namesz == 4 && std::memcmp(file.data() + name_offset, "Xen", 4) == 0;
-        if (is_xen && header.n_type == pvh::XEN_ELFNOTE_PHYS32_ENTRY) {
+        if (header.n_namesz == 6 && std::memcmp(file.data() + name_offset, "Linux", 6) == 0)
+            image.linux_notes = true;
+        if (is_xen && header.n_type == pvh::XEN_ELFNOTE_PHYS32_ENTRY && !found && !entry_known) {
             uint64_t value;
             if (header.n_descsz == 4)
                 value = read_at<uint32_t>(file, desc_offset);
@@ -62,12 +67,12 @@ cpuplug::Result<bool, ElfError> find_pvh_note(std::span<uint8_t const> file, Elf
             if (value > UINT32_MAX)
                 return fail(ElfErrorKind::BadPvhNote,
                     fmt::format("the PVH entry {:#x} is above 4 GiB (PVH starts in 32-bit mode)", value));
-            entry = static_cast<uint32_t>(value);
-            return true;
+            image.pvh_entry = static_cast<uint32_t>(value);
+            found = true;
         }
         position = next;
     }
-    return false;
+    return found;
 }
 
 } // namespace
@@ -118,8 +123,10 @@ cpuplug::Result<ElfImage, ElfError> parse_pvh_elf(std::span<uint8_t const> file)
             if (ph.p_paddr + ph.p_memsz < ph.p_paddr)
                 return fail(ElfErrorKind::BadSegment, fmt::format("segment {} wraps around the address space", i));
             image.segments.push_back({ ph.p_paddr, ph.p_offset, ph.p_filesz, ph.p_memsz, (ph.p_flags & PF_X) != 0 });
-        } else if (ph.p_type == PT_NOTE && !found_note) {
-            found_note = TRY(find_pvh_note(file, ph, image.pvh_entry));
+        } else if (ph.p_type == PT_NOTE) {
+            // Every note segment is walked: the "Linux" notes may sit in another one than the entry note.
+            bool found = TRY(find_pvh_note(file, ph, image, found_note));
+            found_note = found_note || found;
         }
     }
     if (image.segments.empty())

@@ -42,6 +42,7 @@ struct ElfSegment {
 struct ElfImage {
     std::vector<ElfSegment> segments; // PT_LOAD entries with a non-zero memory size
     uint32_t pvh_entry { 0 };         // XEN_ELFNOTE_PHYS32_ENTRY
+    bool linux_notes { false };       // a note owned by "Linux": a vmlinux, which takes a Linux command line
 };
 
 cpuplug::Result<ElfImage, ElfError> parse_pvh_elf(std::span<uint8_t const> file);

@@ -2,6 +2,7 @@
 #include "pvh.hpp"
 
 #include "../arch/x86_64/layout.hpp"
+#include "linux.hpp"
 
 #include <fmt/format.h>
 
@@ -28,7 +29,7 @@ std::vector<pvh::MemmapEntry> build_memmap(GuestMemory const& memory, bool acpi_
 }
 
 cpuplug::Result<PvhBoot, std::string> load_pvh_kernel(GuestMemory const& memory, std::span<uint8_t const> file,
-    ElfImage const& image, std::string_view cmdline, uint64_t rsdp_address)
+    ElfImage const& image, std::string_view cmdline, uint64_t rsdp_address, std::span<uint8_t const> initrd)
 {
     PvhBoot boot;
     for (auto const& segment : image.segments) {
@@ -46,6 +47,9 @@ cpuplug::Result<PvhBoot, std::string> load_pvh_kernel(GuestMemory const& memory,
         MUST(memory.fill(start + segment.file_size, segment.memory_size - segment.file_size, 0));
         boot.kernel_end = std::max(boot.kernel_end, end);
     }
+    // Placed before the boot tables are written, so a refusal leaves them as they were.
+    if (!initrd.empty())
+        boot.initrd_address = TRY(place_initrd(memory, initrd.size(), boot.kernel_end, layout::MMIO_HOLE_START));
 
     if (cmdline.size() + 1 > layout::CMDLINE_MAX)
         return cpuplug::unexpected(fmt::format(
@@ -65,6 +69,15 @@ cpuplug::Result<PvhBoot, std::string> load_pvh_kernel(GuestMemory const& memory,
     info.rsdp_paddr = rsdp_address;
     info.memmap_paddr = layout::MEMMAP;
     info.memmap_entries = static_cast<uint32_t>(memmap.size());
+    if (!initrd.empty()) {
+        MUST(memory.write(boot.initrd_address, initrd));
+        pvh::ModlistEntry module {};
+        module.paddr = boot.initrd_address;
+        module.size = initrd.size();
+        MUST(memory.write_object(layout::MODLIST, module));
+        info.nr_modules = 1;
+        info.modlist_paddr = layout::MODLIST;
+    }
     MUST(memory.write_object(layout::START_INFO, info));
 
     boot.entry = image.pvh_entry;

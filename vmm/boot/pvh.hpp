@@ -20,12 +20,15 @@ struct PvhBoot {
     uint32_t entry { 0 };
     uint32_t start_info { 0 };
     uint64_t kernel_end { 0 }; // first byte past the highest segment
+    uint64_t initrd_address { 0 }; // the one module's address; 0 without an initrd
 };
 
 // The e820-style map the guest is told about, derived from the RAM regions and the fixed layout.
 std::vector<pvh::MemmapEntry> build_memmap(GuestMemory const& memory, bool acpi_tables);
 
+// A non-empty `initrd` becomes the one PVH module (Linux takes its first module as the initrd), placed
+// page-aligned at the top of low RAM, above the kernel.
 cpuplug::Result<PvhBoot, std::string> load_pvh_kernel(GuestMemory const& memory, std::span<uint8_t const> file,
-    ElfImage const& image, std::string_view cmdline, uint64_t rsdp_address);
+    ElfImage const& image, std::string_view cmdline, uint64_t rsdp_address, std::span<uint8_t const> initrd = {});
 
 } // namespace vmm

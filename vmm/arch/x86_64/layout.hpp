@@ -2,9 +2,13 @@
 //
 //   0x0000_0000 - 0x0000_5FFF   low RAM, left to the guest (real-mode IVT area, AP trampoline pages)
 //   0x0000_6000 - 0x0000_603F   hvm_start_info (PVH)
-//   0x0000_6040 - 0x0000_6FFF   PVH memory map (up to MAX_MEMMAP_ENTRIES entries)
+//   0x0000_6040 - 0x0000_6FBF   PVH memory map (up to 165 entries)
+//   0x0000_6FC0 - 0x0000_6FFF   PVH module list (the initrd: one hvm_modlist_entry)
 //   0x0000_7000 - 0x0000_7FFF   kernel command line (NUL-terminated, at most 4 KiB)
-//   0x0000_8000 - 0x0009_FBFF   low RAM, the guest's
+//   0x0000_8000 - 0x0000_8FFF   Linux boot protocol: boot_params, the "zero page" (bzImage only)
+//   0x0000_9000 - 0x0000_9FFF   Linux boot protocol: the GDT for the 64-bit entry (bzImage only)
+//   0x0000_A000 - 0x0000_FFFF   Linux boot protocol: identity page tables for 4 GiB (bzImage only)
+//   0x0001_0000 - 0x0009_FBFF   low RAM, the guest's
 //   0x0009_FC00 - 0x0009_FFFF   reserved (where a PC keeps its EBDA)
 //   0x000A_0000 - 0x000D_FFFF   ACPI tables (XSDT, FADT, FACS, MADT, DSDT): memmap type ACPI
 //   0x000E_0000 - 0x000F_FFFF   reserved "BIOS" area; the RSDP sits at its start for scanners
@@ -30,9 +34,20 @@ inline constexpr uint64_t GiB = 1024 * MiB;
 
 inline constexpr uint64_t START_INFO = 0x6000;
 inline constexpr uint64_t MEMMAP = 0x6040;
-inline constexpr uint64_t MEMMAP_END = 0x7000;
+inline constexpr uint64_t MEMMAP_END = 0x6FC0;
+inline constexpr uint64_t MODLIST = 0x6FC0;
+inline constexpr uint64_t MODLIST_END = 0x7000;
 inline constexpr uint64_t CMDLINE = 0x7000;
 inline constexpr uint64_t CMDLINE_MAX = 0x1000; // including the NUL
+
+// The bzImage 64-bit entry's boot data. Linux copies boot_params and builds its own page tables and GDT
+// before it allocates memory, so the area stays RAM in the memory map (and Linux reserves low memory anyway).
+inline constexpr uint64_t ZERO_PAGE = 0x8000;
+inline constexpr uint64_t BOOT_GDT = 0x9000;
+inline constexpr uint64_t BOOT_PML4 = 0xA000;
+inline constexpr uint64_t BOOT_PDPT = 0xB000;
+inline constexpr uint64_t BOOT_PD = 0xC000; // four pages: one page directory of 2 MiB pages per GiB
+inline constexpr uint64_t BOOT_PAGE_TABLES_END = 0x10000;
 
 inline constexpr uint64_t EBDA_START = 0x9FC00;
 inline constexpr uint64_t ACPI_TABLES_START = 0xA0000;
@@ -56,7 +71,8 @@ inline constexpr uint64_t MIN_RAM = 8 * MiB;
 inline constexpr uint64_t DEFAULT_RAM = 256 * MiB;
 inline constexpr uint64_t MAX_RAM = 1024 * GiB; // a sanity bound; the mapping is NORESERVE either way
 
-static_assert(MEMMAP_END <= CMDLINE && CMDLINE + CMDLINE_MAX <= 0x8000);
+static_assert(MEMMAP_END <= MODLIST && MODLIST_END <= CMDLINE && CMDLINE + CMDLINE_MAX <= ZERO_PAGE);
+static_assert(BOOT_PD + 4 * 0x1000 == BOOT_PAGE_TABLES_END && BOOT_PAGE_TABLES_END <= EBDA_START);
 static_assert(ACPI_TABLES_END <= RSDP);
 
 } // namespace vmm::layout

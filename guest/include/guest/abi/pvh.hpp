@@ -23,6 +23,15 @@ struct StartInfo {
 };
 static_assert(sizeof(StartInfo) == 56);
 
+// One module (Xen's hvm_modlist_entry): Linux takes the first as its initrd.
+struct ModlistEntry {
+    uint64_t paddr;
+    uint64_t size;
+    uint64_t cmdline_paddr; // 0: none
+    uint64_t reserved;
+};
+static_assert(sizeof(ModlistEntry) == 32);
+
 enum class MemType : uint32_t {
     Ram = 1,
     Reserved = 2,
