@@ -165,7 +165,7 @@ cpuplug::Result<std::unique_ptr<Machine>, std::string> Machine::create(MachineCo
 
     auto& v = vm.value();
     for (auto step : { v.set_tss_address(layout::KVM_TSS), v.set_identity_map_address(layout::KVM_IDENTITY_MAP),
-             v.enable_x2apic_api(), v.create_irqchip() })
+             v.enable_x2apic_api(), v.create_irqchip(), v.set_gsi_routing(pc_gsi_routing()), v.create_pit() })
         if (!step.has_value())
             return cpuplug::unexpected(fail("cannot set up the VM", step.error()));
     for (uint32_t slot = 0; slot < memory->regions().size(); ++slot) {
@@ -193,6 +193,10 @@ cpuplug::Result<std::unique_ptr<Machine>, std::string> Machine::create(MachineCo
             return cpuplug::unexpected(fail("cannot read the interrupt controllers", state.error()));
         machine->m_irqchip_power_on[chip] = state.value();
     }
+    auto pit = machine->m_vm.get_pit();
+    if (!pit.has_value())
+        return cpuplug::unexpected(fail("cannot read the PIT", pit.error()));
+    machine->m_pit_power_on = pit.value();
     TRY(machine->set_up_qmp());
     return machine;
 }
@@ -236,7 +240,23 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
         break;
     }
     }
-    m_serial = std::make_shared<Serial16550>(std::move(sink));
+    m_serial = std::make_shared<Serial16550>(std::move(sink), [this](bool level) {
+        if (auto set = m_vm.irq_line(::platform::COM1_GSI, level); !set.has_value())
+            spdlog::error("cannot set COM1's interrupt line: {}", set.error());
+    });
+    if (m_config.serial.kind == SerialConfig::Kind::Stdio)
+        m_serial_input = SerialInput::open(m_io, STDIN_FILENO, m_serial);
+
+    // A guest's reset request (0xCF9, the i8042's pulse): the writing vCPU stops at once, the io thread
+    // does system_reset's work.
+    auto guest_reset = [this] {
+        VcpuThread::pause_calling_thread();
+        m_run->guest_reset();
+    };
+    m_pci = std::make_shared<PciConfigPorts>(guest_reset);
+    m_i8042 = std::make_shared<I8042>(guest_reset);
+    m_cmos = std::make_shared<Cmos>();
+    auto absent = std::make_shared<AbsentPorts>();
 
     AcpiPm::Callbacks pm_callbacks;
     pm_callbacks.sleep = [this](uint8_t sleep_type) {
@@ -261,7 +281,16 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
     };
     for (auto const& r : { Registration { { Serial16550::COM1_BASE, Serial16550::REGISTER_COUNT }, m_serial, "COM1" },
              Registration { { AcpiPm::BASE, AcpiPm::SIZE }, m_pm, "ACPI PM" },
-             Registration { { status_port::DEFAULT_PORT, status_port::PORT_SIZE }, status, "status port" } }) {
+             Registration { { status_port::DEFAULT_PORT, status_port::PORT_SIZE }, status, "status port" },
+             Registration { { PciConfigPorts::BASE, PciConfigPorts::SIZE }, m_pci, "PCI configuration and reset ports" },
+             Registration { { ::platform::I8042_DATA_PORT, 1 }, std::make_shared<PortWindow>(m_i8042, I8042::DATA), "i8042 data" },
+             Registration { { ::platform::I8042_CMD_PORT, 1 }, std::make_shared<PortWindow>(m_i8042, I8042::COMMAND), "i8042 command" },
+             Registration { { Cmos::BASE, Cmos::SIZE }, m_cmos, "CMOS" },
+             Registration { { ::platform::POST_PORT, 1 }, absent, "POST port" },
+             Registration { { ::platform::DMA_PAGE0_PORT, 1 }, absent, "DMA page register" },
+             Registration { { ::platform::COM2_PORT, Serial16550::REGISTER_COUNT }, absent, "COM2" },
+             Registration { { ::platform::COM3_PORT, Serial16550::REGISTER_COUNT }, absent, "COM3" },
+             Registration { { ::platform::COM4_PORT, Serial16550::REGISTER_COUNT }, absent, "COM4" } }) {
         if (auto inserted = m_io_bus.insert(r.range, r.device); !inserted.has_value())
             return cpuplug::unexpected(fmt::format("cannot register {}: {}", r.name, to_string(inserted.error())));
     }
@@ -386,10 +415,18 @@ cpuplug::Result<void, std::string> Machine::reset_machine()
 {
     // Every vCPU is out of KVM_RUN, so their ioctls run here without waiting.
     m_serial->reset();
+    if (m_serial_input)
+        m_serial_input->discard_pending();
     m_pm->reset();
+    m_pci->power_on_reset();
+    m_i8042->power_on_reset();
+    m_cmos->power_on_reset();
     for (auto const& chip : m_irqchip_power_on)
         if (auto set = m_vm.set_irqchip(chip); !set.has_value())
             return cpuplug::unexpected(fail("cannot reset the interrupt controllers", set.error()));
+    // KVM_SET_PIT2 reloads each channel's count and restarts its timer, as a power-on would.
+    if (auto set = m_vm.set_pit(m_pit_power_on); !set.has_value())
+        return cpuplug::unexpected(fail("cannot reset the PIT", set.error()));
     if (auto discarded = m_memory.discard_all(); !discarded.has_value())
         return cpuplug::unexpected(fail("cannot clear guest RAM", discarded.error()));
     // Hot-plugged CPUs stay plugged and are present at the next boot, as in QEMU; operations in flight

@@ -14,7 +14,9 @@
 #include "cpu_manager.hpp"
 #include "devices/acpi_pm.hpp"
 #include "devices/io_bus.hpp"
+#include "devices/legacy.hpp"
 #include "devices/serial.hpp"
+#include "devices/serial_input.hpp"
 #include "exit_request.hpp"
 #include "guest_channel.hpp"
 #include "guest_log.hpp"
@@ -98,16 +100,21 @@ private:
     IoBus m_mmio_bus { "mmio" };
     std::shared_ptr<Serial16550> m_serial;
     std::shared_ptr<AcpiPm> m_pm;
+    std::shared_ptr<PciConfigPorts> m_pci;
+    std::shared_ptr<I8042> m_i8042;
+    std::shared_ptr<Cmos> m_cmos;
     GuestLogLimit m_log_sleep_type;
     BootEntry m_boot_entry;
     uint64_t m_rsdp { 0 };
     std::array<kvm_irqchip, 3> m_irqchip_power_on {}; // PIC master, PIC slave, IOAPIC
     KernelFiles m_kernel;                             // kept for system_reset
+    kvm_pit_state2 m_pit_power_on {};
 
     boost::asio::io_context m_io;
     std::thread m_io_thread;
     qmp::CommandTable m_commands;
     std::unique_ptr<qmp::Server> m_qmp; // after m_io: its sockets belong to that context
+    std::unique_ptr<SerialInput> m_serial_input; // after m_io: its descriptor and timer belong to it
 
     std::unique_ptr<RunControl> m_run;
     std::unique_ptr<CpuManager> m_cpus;

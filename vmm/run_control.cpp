@@ -111,33 +111,59 @@ void RunControl::cont(qmp::Reply reply)
     });
 }
 
-void RunControl::system_reset(qmp::Reply reply)
+void RunControl::system_reset(qmp::Reply reply) { reset(false, std::move(reply)); }
+
+void RunControl::guest_reset()
 {
-    queue([this, reply = std::move(reply)](Done done) {
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_guest_reset_pending || m_exit)
+            return;
+        m_guest_reset_pending = true;
+    }
+    boost::asio::post(m_io, [this] { reset(true, nullptr); });
+}
+
+void RunControl::reset(bool guest, qmp::Reply reply)
+{
+    auto answer = [reply](qmp::Outcome result) {
+        if (reply)
+            reply(std::move(result));
+    };
+    queue([this, guest, answer](Done done) {
         bool was_running = m_state == qmp::RunState::Running;
-        auto finish = [this, reply, done, was_running] {
+        auto finish = [this, guest, answer, done, was_running] {
+            if (guest) {
+                // From here on the vCPUs are paused: a new request from the guest is for the next boot.
+                std::lock_guard lock(m_mutex);
+                m_guest_reset_pending = false;
+            }
             if (auto reset = m_hooks.reset(); !reset.has_value()) {
                 // Half-reset vCPUs cannot run on: end the VM and say why.
-                reply(cpuplug::unexpected(qmp::generic_error(reset.error())));
+                answer(cpuplug::unexpected(qmp::generic_error(reset.error())));
                 request_exit({ EXIT_VMM_ERROR, fmt::format("system_reset failed: {}", reset.error()) });
                 done();
                 return;
             }
-            m_hooks.emit("RESET", qmp::Json { { "guest", false }, { "reason", "host-qmp-system-reset" } });
+            m_hooks.emit("RESET", qmp::Json { { "guest", guest }, { "reason", guest ? "guest-reset" : "host-qmp-system-reset" } });
             if (was_running)
                 m_hooks.resume();
             else
                 m_state = qmp::RunState::Prelaunch; // as QEMU: reset while stopped waits for `cont`
-            reply(qmp::Json::object());
+            answer(qmp::Json::object());
             done();
         };
         if (!was_running) {
             finish();
             return;
         }
-        m_hooks.pause([reply, done, finish](std::optional<std::string> error) {
+        m_hooks.pause([this, guest, answer, done, finish](std::optional<std::string> error) {
             if (error) {
-                reply(cpuplug::unexpected(qmp::generic_error(*error)));
+                if (guest) {
+                    std::lock_guard lock(m_mutex);
+                    m_guest_reset_pending = false; // the guest may ask again
+                }
+                answer(cpuplug::unexpected(qmp::generic_error(*error)));
                 done();
                 return;
             }

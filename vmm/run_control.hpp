@@ -46,6 +46,10 @@ public:
     bool exit_requested() const;
     // A QMP client connected (for --qmp ...,wait=on).
     void client_connected();
+    // The guest asked for a reset (the FADT's reset register, the keyboard controller): the same work as
+    // system_reset, queued on the io thread, with RESET's guest true. Requests made before that reset has
+    // paused the vCPUs are one reset: Linux tries several reset methods in a row.
+    void guest_reset();
 
     // --- main thread
     // Waits for a QMP client; false if the VM ended first.
@@ -68,14 +72,17 @@ public:
 
 private:
     void next();
+    // system_reset's work; `reply` is empty for a guest-initiated reset.
+    void reset(bool guest, qmp::Reply reply);
 
     boost::asio::io_context& m_io;
     Hooks const m_hooks;
 
-    mutable std::mutex m_mutex; // guards m_exit and m_client_seen; never held across a hook or a reply
+    mutable std::mutex m_mutex; // guards m_exit, m_client_seen, m_guest_reset_pending; never held across a hook or a reply
     std::condition_variable m_cv;
     std::optional<ExitRequest> m_exit;
     bool m_client_seen { false };
+    bool m_guest_reset_pending { false }; // queued and not yet begun (the vCPUs still run)
 
     // io thread only:
     qmp::RunState m_state { qmp::RunState::Prelaunch };

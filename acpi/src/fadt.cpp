@@ -15,9 +15,13 @@ constexpr uint32_t FLAG_PROC_C1 = 1u << 2;
 // what the VMM raises for system_powerdown.
 constexpr uint32_t FLAG_SLP_BUTTON = 1u << 5; // set: no sleep button at all
 constexpr uint32_t FLAG_RTC_S4 = 1u << 7;
+constexpr uint32_t FLAG_RESET_REG_SUP = 1u << 10; // RESET_REG and RESET_VALUE below are valid
 constexpr uint32_t FLAG_USE_PLATFORM_CLOCK = 1u << 15;
 
 // IAPC_BOOT_ARCH (offset 109)
+// Bit 1 ("8042") stays clear: there is no keyboard behind the VMM's i8042, so Linux's i8042 driver should not
+// probe one (it skips the controller when the flag is clear); the controller is there only for the pulse-reset
+// command, which Linux's reboot path sends whatever this flag says.
 constexpr uint16_t BOOT_ARCH_VGA_NOT_PRESENT = 1u << 2;
 constexpr uint16_t BOOT_ARCH_CMOS_RTC_NOT_PRESENT = 1u << 5;
 
@@ -68,8 +72,12 @@ std::vector<uint8_t> build_fadt(PlatformConfig const& config, uint64_t facs_addr
     put_u16(fadt, 98, 0x0FFF);  // P_LVL3_LAT
     put_u8(fadt, 108, 0);       // CENTURY: no CMOS RTC
     put_u16(fadt, 109, BOOT_ARCH_VGA_NOT_PRESENT | BOOT_ARCH_CMOS_RTC_NOT_PRESENT);
-    put_u32(fadt, 112, FLAG_WBINVD | FLAG_PROC_C1 | FLAG_SLP_BUTTON | FLAG_RTC_S4 | FLAG_USE_PLATFORM_CLOCK);
-    // 116: RESET_REG and 128: RESET_VALUE stay 0 (no RESET_REG_SUP flag).
+    put_u32(fadt, 112, FLAG_WBINVD | FLAG_PROC_C1 | FLAG_SLP_BUTTON | FLAG_RTC_S4 | FLAG_RESET_REG_SUP
+            | FLAG_USE_PLATFORM_CLOCK);
+    // The reset register: the reset control port, one byte (Linux's acpi_reboot() insists on bit width 8
+    // and bit offset 0); Linux's reboot writes RESET_VALUE there before any other method.
+    put_io_gas(fadt, 116, platform::RESET_PORT, 1, ACCESS_BYTE); // RESET_REG
+    put_u8(fadt, 128, platform::RESET_VALUE);                    // RESET_VALUE
     // Minor version 3 makes this FADT 6.3, the version from which Linux honours the MADT Online Capable
     // flag (absent CPUs become hot-pluggable slots).
     put_u8(fadt, 131, 3);

@@ -151,6 +151,8 @@ TEST_CASE("iasl disassembles every generated table without errors or warnings", 
             CHECK(dsl["APIC"].find("Local x2APIC NMI") != std::string::npos);
         }
         CHECK(dsl["FACP"].find("FADT Minor Revision : 03") != std::string::npos);
+        CHECK(dsl["FACP"].find("Reset Register Supported (V2) : 1") != std::string::npos);
+        CHECK(dsl["FACP"].find("Value to cause reset : 06") != std::string::npos);
     }
 }
 

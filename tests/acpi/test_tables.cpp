@@ -156,10 +156,13 @@ TEST_CASE("the FADT is revision 6.3 with the PM block at its ACPI offsets", "[ac
     CHECK(u16(fadt, 98) == 0x0FFF);   // P_LVL3_LAT: no C3
     CHECK(u16(fadt, 109) == 0x0024);  // IAPC_BOOT_ARCH: VGA not present | CMOS RTC not present
     uint32_t flags = u32(fadt, 112);
-    CHECK(flags == 0x0000'80A5); // WBINVD | PROC_C1 | SLP_BUTTON | RTC_S4 | USE_PLATFORM_CLOCK
+    CHECK(flags == 0x0000'84A5); // WBINVD | PROC_C1 | SLP_BUTTON | RTC_S4 | RESET_REG_SUP | USE_PLATFORM_CLOCK
     CHECK((flags & (1u << 4)) == 0);  // PWR_BUTTON clear: fixed-feature power button
     CHECK((flags & (1u << 20)) == 0); // not HW_REDUCED_ACPI
-    CHECK(hex(fadt.subspan(116, 13)) == "00 00 00 00 00 00 00 00 00 00 00 00 00"); // no RESET_REG
+    CHECK((flags & (1u << 10)) != 0); // RESET_REG_SUP
+    // RESET_REG: System I/O, 8 bits at bit 0, byte access, port 0xCF9; then RESET_VALUE 0x06.
+    CHECK(hex(fadt.subspan(116, 13)) == "01 08 00 01 F9 0C 00 00 00 00 00 00 06");
+    CHECK((u16(fadt, 109) & 0x0002) == 0); // no 8042 flag: no keyboard for Linux to probe
 }
 
 TEST_CASE("the FADT's X_ blocks match the 32-bit blocks in address and width", "[acpi][tables][fadt]")

@@ -25,6 +25,9 @@ void kick_handler(int)
 
 constexpr auto RESIGNAL_INTERVAL = std::chrono::milliseconds(10);
 
+// The VcpuThread running on this thread, for pause_calling_thread().
+thread_local VcpuThread* t_current = nullptr;
+
 } // namespace
 
 int kick_signal() { return SIGRTMIN; }
@@ -115,6 +118,15 @@ void VcpuThread::request_pause()
     kick();
 }
 
+void VcpuThread::pause_calling_thread()
+{
+    if (!t_current)
+        return;
+    // No signal: this thread is between KVM_RUNs, and the next one returns EINTR at once.
+    t_current->m_pause.store(true, std::memory_order_seq_cst);
+    t_current->m_vcpu.set_immediate_exit(true);
+}
+
 void VcpuThread::resume()
 {
     std::lock_guard lock(m_done_mutex);
@@ -169,6 +181,7 @@ bool VcpuThread::join(std::chrono::milliseconds timeout)
 void VcpuThread::main()
 {
     m_tid.store(static_cast<pid_t>(::gettid()), std::memory_order_release);
+    t_current = this;
     pthread_setname_np(pthread_self(), fmt::format("vcpu{}", m_vcpu.id()).substr(0, 15).c_str());
     // Only the kick reaches this thread; process signals (SIGINT, SIGTERM) go to the VMM's own threads.
     sigset_t mask;

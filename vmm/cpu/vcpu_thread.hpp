@@ -53,6 +53,10 @@ public:
     // Asks the thread to leave KVM_RUN and wait; it reports vcpu_paused() once it does. While it waits,
     // other threads may use the vCPU's ioctls (KVM serialises them with KVM_RUN).
     void request_pause();
+    // From a device handler on a vCPU thread: that vCPU runs no further guest instruction and pauses as
+    // request_pause() would (a guest reset request: Linux would otherwise go on to other reset methods,
+    // ending with a triple fault, before the io thread has paused the machine). No-op on other threads.
+    static void pause_calling_thread();
     // Lets a paused (or pausing) thread run the guest again.
     void resume();
     bool paused() const;

@@ -3,6 +3,8 @@
 
 #include "ioctl.hpp"
 
+#include <guest/abi/platform.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -29,11 +31,16 @@ struct MsrsHeader {
     uint32_t nmsrs;
     uint32_t padding;
 };
-static_assert(sizeof(CpuidHeader) == 8 && sizeof(MsrsHeader) == 8);
+struct RoutingHeader {
+    uint32_t nr;
+    uint32_t flags;
+};
+static_assert(sizeof(CpuidHeader) == 8 && sizeof(MsrsHeader) == 8 && sizeof(RoutingHeader) == 8);
 constexpr unsigned long IOCTL_GET_SUPPORTED_CPUID = _IOWR(KVMIO, 0x05, CpuidHeader);
 constexpr unsigned long IOCTL_SET_CPUID2 = _IOW(KVMIO, 0x90, CpuidHeader);
 constexpr unsigned long IOCTL_GET_MSRS = _IOWR(KVMIO, 0x88, MsrsHeader);
 constexpr unsigned long IOCTL_SET_MSRS = _IOW(KVMIO, 0x89, MsrsHeader);
+constexpr unsigned long IOCTL_SET_GSI_ROUTING = _IOW(KVMIO, 0x6a, RoutingHeader);
 
 // A header followed by `count` entries, laid out as the kernel expects.
 template<typename Header, typename Entry>
@@ -64,6 +71,9 @@ constexpr RequiredCap REQUIRED_CAPS[] = {
     { KVM_CAP_MAX_VCPU_ID, "KVM_CAP_MAX_VCPU_ID", "sparse APIC ids are checked against the host's limit" },
     { KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE", "vCPUs are reset and parked through their MP state" },
     { KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID", "each vCPU gets its own CPUID" },
+    { KVM_CAP_PIT2, "KVM_CAP_PIT2", "Linux calibrates its clocks against the in-kernel PIT" },
+    { KVM_CAP_PIT_STATE2, "KVM_CAP_PIT_STATE2", "system_reset puts the PIT back to its power-on state" },
+    { KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING", "the PIT's IRQ 0 goes to IOAPIC pin 2, where the MADT says" },
 };
 
 } // namespace
@@ -164,6 +174,30 @@ SysResult<Vm> Kvm::create_vm() const
     }
 }
 
+std::vector<kvm_irq_routing_entry> pc_gsi_routing()
+{
+    constexpr uint32_t PIC_PINS = 16, IOAPIC_PINS = 24, CASCADE = 2;
+    auto entry = [](uint32_t gsi, uint32_t chip, uint32_t pin) {
+        kvm_irq_routing_entry e {};
+        e.gsi = gsi;
+        e.type = KVM_IRQ_ROUTING_IRQCHIP;
+        e.u.irqchip.irqchip = chip;
+        e.u.irqchip.pin = pin;
+        return e;
+    };
+    std::vector<kvm_irq_routing_entry> table;
+    for (uint32_t gsi = 0; gsi < PIC_PINS; ++gsi)
+        if (gsi != CASCADE)
+            table.push_back(entry(gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, gsi % 8));
+    for (uint32_t gsi = 0; gsi < IOAPIC_PINS; ++gsi) {
+        if (gsi == platform::PIT_GSI)
+            table.push_back(entry(gsi, KVM_IRQCHIP_IOAPIC, platform::PIT_IOAPIC_PIN));
+        else if (gsi != platform::PIT_IOAPIC_PIN)
+            table.push_back(entry(gsi, KVM_IRQCHIP_IOAPIC, gsi));
+    }
+    return table;
+}
+
 // ---- Vm -----------------------------------------------------------------------------------------------
 
 SysResult<void> Vm::set_tss_address(uint64_t address)
@@ -181,6 +215,36 @@ SysResult<void> Vm::set_identity_map_address(uint64_t address)
 SysResult<void> Vm::create_irqchip()
 {
     TRY(KVM_IOCTL(m_fd.get(), KVM_CREATE_IRQCHIP, 0));
+    return {};
+}
+
+SysResult<void> Vm::create_pit()
+{
+    kvm_pit_config config {}; // flags 0: a real speaker port (0x61), whose gate Linux's PIT calibration drives
+    TRY(KVM_IOCTL(m_fd.get(), KVM_CREATE_PIT2, &config));
+    return {};
+}
+
+SysResult<kvm_pit_state2> Vm::get_pit() const
+{
+    kvm_pit_state2 state {};
+    TRY(KVM_IOCTL(m_fd.get(), KVM_GET_PIT2, &state));
+    return state;
+}
+
+SysResult<void> Vm::set_pit(kvm_pit_state2 const& state)
+{
+    TRY(KVM_IOCTL(m_fd.get(), KVM_SET_PIT2, &state));
+    return {};
+}
+
+SysResult<void> Vm::set_gsi_routing(std::span<kvm_irq_routing_entry const> entries)
+{
+    FlexBuffer<RoutingHeader, kvm_irq_routing_entry> buffer(entries.size());
+    buffer.header()->nr = static_cast<uint32_t>(entries.size());
+    buffer.header()->flags = 0;
+    std::memcpy(buffer.entries(), entries.data(), entries.size_bytes());
+    TRY(kvm_ioctl(m_fd.get(), IOCTL_SET_GSI_ROUTING, "KVM_SET_GSI_ROUTING", buffer.header()));
     return {};
 }
 
