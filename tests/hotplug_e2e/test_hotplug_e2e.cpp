@@ -64,17 +64,7 @@ struct HotplugVm : RunningVm {
     std::optional<Json> wait_for(std::string const& name, std::string const& key, Json const& value,
         std::chrono::milliseconds timeout = 20s)
     {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left <= 0ms)
-                return std::nullopt;
-            auto event = qmp->wait_event(name, left);
-            if (!event)
-                return std::nullopt;
-            if ((*event)["data"][key] == value)
-                return event;
-        }
+        return qmp->wait_event_with(name, key, value, timeout);
     }
 
     Json add(std::string const& id, int socket_id, int core, int thread)

@@ -184,6 +184,22 @@ bool QmpClient::negotiate()
     return reply && reply->contains("return") && (*reply)["return"] == Json::object();
 }
 
+std::optional<Json> QmpClient::wait_event_with(std::string const& name, std::string const& key, Json const& value,
+    std::chrono::milliseconds timeout)
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left <= 0ms)
+            return std::nullopt;
+        auto event = wait_event(name, left);
+        if (!event)
+            return std::nullopt;
+        if ((*event)["data"][key] == value)
+            return event;
+    }
+}
+
 std::optional<Json> QmpClient::wait_event(std::string const& name, std::chrono::milliseconds timeout)
 {
     auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -52,6 +52,9 @@ public:
     bool negotiate();
     // The next event called `name` (earlier events of other names are kept); nullopt on timeout.
     std::optional<Json> wait_event(std::string const& name, std::chrono::milliseconds timeout = 10s);
+    // The next event `name` whose data has `key` == `value`, skipping (and dropping) others of that name.
+    std::optional<Json> wait_event_with(std::string const& name, std::string const& key, Json const& value,
+        std::chrono::milliseconds timeout = 20s);
     // Events received so far and not yet taken by wait_event, in order.
     std::deque<Json> const& events() const { return m_events; }
     // Takes every event received so far, in order.
