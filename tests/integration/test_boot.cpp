@@ -88,7 +88,7 @@ TEST_CASE("bad command lines and kernels exit non-zero with one clear line", "[i
         char const* says;
     };
     for (auto const& c : std::vector<Case> {
-             { { "--kernel", "/etc/passwd" }, 1, "not an ELF file" },
+             { { "--kernel", "/etc/passwd" }, 1, "neither a Linux bzImage" },
              { { "--cpus", "0" }, 2, "must be greater than zero" },
              { { "--memory", "1K" }, 2, "too small" },
              { { "--kernel", "/nonexistent" }, 2, "does not exist" },
