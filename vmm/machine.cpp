@@ -288,6 +288,8 @@ cpuplug::Result<void, std::string> Machine::set_up_devices()
              Registration { { Cmos::BASE, Cmos::SIZE }, m_cmos, "CMOS" },
              Registration { { ::platform::POST_PORT, 1 }, absent, "POST port" },
              Registration { { ::platform::DMA_PAGE0_PORT, 1 }, absent, "DMA page register" },
+             Registration { { ::platform::SUPERIO_PORT, 2 }, absent, "Super I/O configuration" },
+             Registration { { ::platform::SUPERIO_ALT_PORT, 2 }, absent, "Super I/O configuration (alternate)" },
              Registration { { ::platform::COM2_PORT, Serial16550::REGISTER_COUNT }, absent, "COM2" },
              Registration { { ::platform::COM3_PORT, Serial16550::REGISTER_COUNT }, absent, "COM3" },
              Registration { { ::platform::COM4_PORT, Serial16550::REGISTER_COUNT }, absent, "COM4" } }) {

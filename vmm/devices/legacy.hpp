@@ -5,7 +5,8 @@
 //   else, and the reset control register at 0xCF9;
 // - I8042 (0x60, 0x64): a keyboard controller with no keyboard, whose pulse-reset command resets;
 // - Cmos (0x70, 0x71): the RTC's registers, read-only, with the host's UTC time;
-// - AbsentPorts: reads all ones, writes ignored, no log (POST codes, the DMA page register, COM2-4).
+// - AbsentPorts: reads all ones, writes ignored, no log (POST codes, the DMA page register, COM2-4,
+//   the Super I/O configuration ports).
 #pragma once
 
 #include "io_bus.hpp"

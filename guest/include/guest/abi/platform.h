@@ -18,6 +18,8 @@
 #define PLATFORM_CMOS_PORT 0x70         /* CMOS index (bit 7: NMI mask), data at +1 */
 #define PLATFORM_POST_PORT 0x80         /* POST codes and Linux's I/O delay: writes ignored */
 #define PLATFORM_DMA_PAGE0_PORT 0x87    /* Linux reads 0xFF here as "no 8237 DMA controller" */
+#define PLATFORM_SUPERIO_PORT 0x2E      /* Super I/O configuration index/data pairs at 0x2E and 0x4E: absent */
+#define PLATFORM_SUPERIO_ALT_PORT 0x4E
 #define PLATFORM_PCI_CONFIG_PORT 0xCF8  /* type 1 configuration address (dword), data at 0xCFC..0xCFF */
 #define PLATFORM_PCI_CONFIG_SIZE 8
 #define PLATFORM_RESET_PORT 0xCF9       /* reset control (byte), inside the PCI address register's dword */
@@ -53,6 +55,8 @@ inline constexpr uint8_t I8042_CMD_RESET = PLATFORM_I8042_CMD_RESET;
 inline constexpr uint16_t CMOS_PORT = PLATFORM_CMOS_PORT;
 inline constexpr uint16_t POST_PORT = PLATFORM_POST_PORT;
 inline constexpr uint16_t DMA_PAGE0_PORT = PLATFORM_DMA_PAGE0_PORT;
+inline constexpr uint16_t SUPERIO_PORT = PLATFORM_SUPERIO_PORT;
+inline constexpr uint16_t SUPERIO_ALT_PORT = PLATFORM_SUPERIO_ALT_PORT;
 inline constexpr uint16_t PCI_CONFIG_PORT = PLATFORM_PCI_CONFIG_PORT;
 inline constexpr uint16_t PCI_CONFIG_SIZE = PLATFORM_PCI_CONFIG_SIZE;
 inline constexpr uint16_t RESET_PORT = PLATFORM_RESET_PORT;
