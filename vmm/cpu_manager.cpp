@@ -270,6 +270,11 @@ void CpuManager::read_registers(std::vector<uint32_t> const& indexes, RegistersD
         done(cpuplug::unexpected(std::string("another register read is in progress")));
         return;
     }
+    for (auto index : indexes)
+        if (index >= m_slots.size() || !m_slots[index].vcpu) {
+            done(cpuplug::unexpected(fmt::format("CPU {} has no vCPU", index)));
+            return;
+        }
     Inspection inspection { indexes, {}, std::move(done), std::chrono::steady_clock::now() + VCPU_PAUSE_TIMEOUT };
     for (auto index : indexes) {
         auto* thread = m_slots[index].thread.get();
@@ -319,14 +324,11 @@ void CpuManager::check_inspection(bool rekick)
             std::chrono::duration_cast<std::chrono::milliseconds>(VCPU_PAUSE_TIMEOUT).count()));
     } else {
         for (auto index : inspection.indexes) {
-            auto const& vcpu = m_slots[index].vcpu;
-            if (!vcpu) {
-                result = cpuplug::unexpected(fmt::format("CPU {} has no vCPU", index));
-                break;
-            }
-            auto read = read_cpu_registers(index, *vcpu);
+            // A slot keeps its vCPU once created (KVM cannot destroy one), so the check above still holds.
+            auto read = read_cpu_registers(index, *m_slots[index].vcpu);
             if (!read.has_value()) {
-                result = cpuplug::unexpected(fail(fmt::format("cannot read CPU {}'s registers", index).c_str(), read.error()));
+                auto what = fmt::format("cannot read CPU {}'s registers", index);
+                result = cpuplug::unexpected(fail(what.c_str(), read.error()));
                 break;
             }
             result.value().push_back(read.release_value());

@@ -241,15 +241,22 @@ int open_dump_file(std::string const& path)
 
 void add_debug_commands(CommandTable& table, Backend& backend, DumpFileOpener open)
 {
-    table.add({ "human-monitor-command", { { "command-line", ArgType::String }, { "cpu-index", ArgType::Integer, true } },
-        [&backend](Json const& arguments, Reply reply) { human_monitor_command(backend, arguments, std::move(reply)); } });
+    table.add({ "human-monitor-command",
+        { { "command-line", ArgType::String }, { "cpu-index", ArgType::Integer, true } },
+        [&backend](Json const& arguments, Reply reply) {
+            human_monitor_command(backend, arguments, std::move(reply));
+        } });
     table.add({ "pmemsave",
         { { "val", ArgType::Integer }, { "size", ArgType::Integer }, { "filename", ArgType::String } },
-        [&backend, open](Json const& arguments, Reply reply) { pmemsave(backend, open, arguments, std::move(reply)); } });
+        [&backend, open](Json const& arguments, Reply reply) {
+            pmemsave(backend, open, arguments, std::move(reply));
+        } });
     table.add({ "memsave",
         { { "val", ArgType::Integer }, { "size", ArgType::Integer }, { "filename", ArgType::String },
             { "cpu-index", ArgType::Integer, true } },
-        [&backend, open](Json const& arguments, Reply reply) { memsave(backend, open, arguments, std::move(reply)); } });
+        [&backend, open](Json const& arguments, Reply reply) {
+            memsave(backend, open, arguments, std::move(reply));
+        } });
 }
 
 } // namespace vmm::qmp

@@ -757,7 +757,8 @@ HmpPlan plan_hmp_command(std::string_view line_in, HmpMachine machine)
         return HmpPlan { {}, [output = std::move(output)](std::vector<CpuRegisters> const&) { return output; } };
     };
     bool uses_registers = false;
-    auto parsed = parse_line(line, [&uses_registers](std::string_view name) { return probe_register(name, uses_registers); });
+    auto parsed = parse_line(line,
+        [&uses_registers](std::string_view name) { return probe_register(name, uses_registers); });
     if (!parsed.command)
         return text(parsed.output);
     auto const& arguments = parsed.arguments;
