@@ -6,6 +6,7 @@
 #include "arch/x86_64/layout.hpp"
 #include "arch/x86_64/regs.hpp"
 #include "arch/x86_64/topology.hpp"
+#include "cpu/cpu_registers.hpp"
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -37,6 +38,7 @@ CpuManager::CpuManager(MachineConfig const& config, Kvm const& kvm, Vm& vm, Buse
     , m_hooks(std::move(hooks))
     , m_pause_timer(io)
     , m_hotplug_timer(io)
+    , m_inspection_timer(io)
 {
     for (uint32_t i = 0; i < config.smp.maxcpus; ++i)
         m_apic_ids.push_back(apic_id_from_index(config.smp.topology, i));
@@ -262,9 +264,88 @@ void CpuManager::resume_all()
             slot.thread->resume();
 }
 
+void CpuManager::read_registers(std::vector<uint32_t> const& indexes, RegistersDone done)
+{
+    if (m_inspection) {
+        done(cpuplug::unexpected(std::string("another register read is in progress")));
+        return;
+    }
+    for (auto index : indexes)
+        if (index >= m_slots.size() || !m_slots[index].vcpu) {
+            done(cpuplug::unexpected(fmt::format("CPU {} has no vCPU", index)));
+            return;
+        }
+    Inspection inspection { indexes, {}, std::move(done), std::chrono::steady_clock::now() + VCPU_PAUSE_TIMEOUT };
+    for (auto index : indexes) {
+        auto* thread = m_slots[index].thread.get();
+        // Only a thread running the guest is asked; one already asked to pause will be paused by whoever
+        // asked, and resumed by them.
+        if (!thread || !thread->started() || thread->finished() || thread->pause_requested())
+            continue;
+        if (std::find(inspection.paused.begin(), inspection.paused.end(), index) != inspection.paused.end())
+            continue; // asked twice in one read
+        thread->request_pause();
+        inspection.paused.push_back(index);
+    }
+    m_inspection = std::move(inspection);
+    check_inspection(false);
+}
+
+void CpuManager::check_inspection(bool rekick)
+{
+    if (!m_inspection)
+        return;
+    std::optional<uint32_t> waiting;
+    for (auto index : m_inspection->indexes) {
+        auto* thread = m_slots[index].thread.get();
+        // KVM's vCPU ioctls wait for KVM_RUN to return: read only threads that are out of it for good or
+        // waiting in their pause.
+        if (!thread || !thread->started() || thread->paused() || thread->finished())
+            continue;
+        if (!waiting)
+            waiting = index;
+        if (rekick)
+            thread->rekick();
+    }
+    if (waiting && std::chrono::steady_clock::now() < m_inspection->deadline) {
+        m_inspection_timer.expires_after(VCPU_REKICK_INTERVAL);
+        m_inspection_timer.async_wait([this](boost::system::error_code error) {
+            if (!error)
+                check_inspection(true);
+        });
+        return;
+    }
+    m_inspection_timer.cancel();
+    auto inspection = std::move(*m_inspection);
+    m_inspection.reset();
+    cpuplug::Result<std::vector<qmp::CpuRegisters>, std::string> result = std::vector<qmp::CpuRegisters> {};
+    if (waiting) {
+        result = cpuplug::unexpected(fmt::format("vCPU {} did not stop within {} ms", *waiting,
+            std::chrono::duration_cast<std::chrono::milliseconds>(VCPU_PAUSE_TIMEOUT).count()));
+    } else {
+        for (auto index : inspection.indexes) {
+            // A slot keeps its vCPU once created (KVM cannot destroy one), so the check above still holds.
+            auto read = read_cpu_registers(index, *m_slots[index].vcpu);
+            if (!read.has_value()) {
+                auto what = fmt::format("cannot read CPU {}'s registers", index);
+                result = cpuplug::unexpected(fail(what.c_str(), read.error()));
+                break;
+            }
+            result.value().push_back(read.release_value());
+        }
+    }
+    for (auto index : inspection.paused)
+        if (auto* thread = m_slots[index].thread.get(); thread && thread->started())
+            thread->resume();
+    inspection.done(std::move(result));
+}
+
 void CpuManager::vcpu_paused(uint32_t)
 {
-    boost::asio::post(m_io, [this] { check_paused(false); });
+    boost::asio::post(m_io, [this] {
+        check_paused(false);
+        check_inspection(false);
+    });
 }
 
 void CpuManager::vcpu_failed(uint32_t vcpu_id, std::string const& reason)

@@ -14,6 +14,7 @@
 #include "guest_log.hpp"
 #include "kvm/kvm.hpp"
 #include "qmp/commands.hpp"
+#include "qmp/cpu_dump.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -75,6 +76,13 @@ public:
     // runs on the io thread with the error, if any.
     void pause_all(std::function<void(std::optional<std::string> error)> done);
     void resume_all();
+    // The registers of present slots `indexes`, in that order, for the debugging commands. The vCPUs among
+    // them that run the guest are paused for the read and resumed after it, and only those: one already
+    // paused (the VM is stopped, a guest reset is on its way) or not started stays as it is. `done` runs on
+    // the io thread, at once when nothing had to stop; a vCPU that will not stop within a second fails it.
+    // One read at a time (run control queues them).
+    using RegistersDone = std::function<void(cpuplug::Result<std::vector<qmp::CpuRegisters>, std::string>)>;
+    void read_registers(std::vector<uint32_t> const& indexes, RegistersDone done);
     // Plugs absent slots (`id` for a single CPU); `paused`: the VM is stopped and the new vCPUs wait too.
     cpuplug::Result<void, std::string> plug(std::vector<uint32_t> const& indexes, std::optional<std::string> const& id,
         bool paused);
@@ -117,6 +125,7 @@ private:
     cpuplug::Result<std::unique_ptr<Vcpu>, std::string> make_vcpu(uint32_t index, VcpuState& power_on);
     std::unique_ptr<VcpuThread> make_thread(Vcpu& vcpu);
     void check_paused(bool rekick);
+    void check_inspection(bool rekick);
 
     // cpu_manager_hotplug.cpp, io thread.
     void on_ost(uint32_t index, uint32_t event, uint32_t status);
@@ -159,6 +168,15 @@ private:
     std::chrono::steady_clock::time_point m_pause_deadline;
     boost::asio::steady_timer m_pause_timer;
     boost::asio::steady_timer m_hotplug_timer;
+    // A register read in progress: the slots to read, those it paused, and whom to tell.
+    struct Inspection {
+        std::vector<uint32_t> indexes;
+        std::vector<uint32_t> paused;
+        RegistersDone done;
+        std::chrono::steady_clock::time_point deadline;
+    };
+    std::optional<Inspection> m_inspection;
+    boost::asio::steady_timer m_inspection_timer;
     bool m_hotplug_timer_armed { false };
 };
 

@@ -449,6 +449,7 @@ cpuplug::Result<void, std::string> Machine::set_up_qmp()
     auto version = qmp::version_json(qmp::QemuVersion {}, fmt::format("cpuplug {}", CPUPLUG_VERSION));
     qmp::add_machine_commands(m_commands, *this, version);
     qmp::add_hotplug_commands(m_commands, *this);
+    qmp::add_debug_commands(m_commands, *this);
     m_qmp = std::make_unique<qmp::Server>(m_io, m_commands, version, qmp::Server::Limits {});
     m_qmp->on_connect([this] { m_run->client_connected(); });
     for (auto const& endpoint : m_config.qmp)
@@ -486,6 +487,21 @@ void Machine::unplug_cpus(std::vector<uint32_t> const& indexes, qmp::Reply reply
         else
             reply(cpuplug::unexpected(qmp::generic_error(requested.error())));
         done();
+    });
+}
+
+void Machine::read_cpu_registers(std::vector<uint32_t> const& indexes, RegistersReply reply)
+{
+    // Through run control, so that no `cont` resumes, and no reset or unplug changes, the vCPUs while they
+    // are read.
+    m_run->queue([this, indexes, reply = std::move(reply)](RunControl::Done done) {
+        m_cpus->read_registers(indexes, [reply, done](cpuplug::Result<std::vector<qmp::CpuRegisters>, std::string> read) {
+            if (read.has_value())
+                reply(read.release_value());
+            else
+                reply(cpuplug::unexpected(qmp::generic_error(read.error())));
+            done();
+        });
     });
 }
 

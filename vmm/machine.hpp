@@ -88,6 +88,12 @@ private:
     {
         cpuhp_over_channel(*m_guest, request, std::move(reply));
     }
+    void read_cpu_registers(std::vector<uint32_t> const& indexes, RegistersReply reply) override;
+    std::span<uint8_t const> guest_ram(uint64_t address, uint64_t length) const override
+    {
+        return m_memory.ram_from(address, length);
+    }
+    uint64_t guest_ram_size() const override { return m_memory.ram_bytes(); }
 
     MachineConfig m_config;
     // Destruction runs bottom-up: the parts go first (the vCPU threads were stopped in the destructor's

@@ -1,6 +1,8 @@
 // qmp_fuzz: libFuzzer over QMP parse-and-dispatch, the whole path a client's bytes take without the
 // socket: JsonStream framing, Session negotiation, validation and dispatch, add_machine_commands over a
-// fake machine, replies (now, later, never, twice, from a handler that throws) and QMP's text format.
+// fake machine, add_hotplug_commands and add_debug_commands (human-monitor-command's HMP parser over fake
+// registers and RAM; pmemsave and memsave writing to /dev/null), replies (now, later, never, twice, from a
+// handler that throws) and QMP's text format.
 // Then parse_endpoint over the same bytes taken as a --qmp address.
 //
 // Input: a 6-byte header, then the bytes a client sends. Missing header bytes read as 0.
@@ -36,6 +38,7 @@
 #include "qmp/protocol.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -49,6 +52,9 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace {
 
@@ -216,6 +222,72 @@ public:
     // choices keeps each command's the same as the reference's, whatever the order.
     void cpuhp(CpuhpRequest const&, Reply reply) override { act(std::move(reply), std::nullopt, m_guest_rng); }
 
+    // Register reads answer as run control does (now, later, never, twice, by throwing), with registers
+    // that depend only on the CPU: even CPUs in 64-bit mode through the tables in fuzz_ram(), odd ones in
+    // 32-bit protected mode without paging.
+    void read_cpu_registers(std::vector<uint32_t> const& indexes, RegistersReply reply) override
+    {
+        auto slots = cpu_slots();
+        for (auto index : indexes)
+            CHECK(index < slots.size() && slots[index].qom_path.has_value(), "registers of a CPU that is not present");
+        act([indexes, reply = std::move(reply)](Outcome outcome) {
+            if (!outcome.has_value())
+                return reply(cpuplug::unexpected(outcome.error()));
+            std::vector<CpuRegisters> read;
+            for (auto index : indexes)
+                read.push_back(fuzz_registers(index));
+            reply(std::move(read));
+        },
+            std::nullopt);
+    }
+    std::span<uint8_t const> guest_ram(uint64_t address, uint64_t length) const override
+    {
+        auto const& ram = fuzz_ram();
+        if (address >= ram.size())
+            return {};
+        return { ram.data() + address, size_t(std::min<uint64_t>(length, ram.size() - address)) };
+    }
+    uint64_t guest_ram_size() const override { return fuzz_ram().size(); }
+
+    static CpuRegisters fuzz_registers(uint32_t index)
+    {
+        CpuRegisters regs;
+        regs.index = index;
+        regs.rax = 0x1111'0000ull * (index + 1);
+        regs.rip = 0x2000 + index;
+        regs.cs.present = regs.cs.s = true;
+        regs.cs.type = 0xB;
+        if (index % 2 == 0) {
+            regs.cr0 = 0x8000'0011;
+            regs.cr3 = 0x1000;
+            regs.cr4 = 0x20;
+            regs.efer = 0x500;
+            regs.cs.l = true;
+        } else {
+            regs.cr0 = 0x11;
+            regs.cs.db = true;
+        }
+        return regs;
+    }
+
+    // 64 KiB of RAM: a PML4 at 0x1000 whose entry 0 maps the first GiB with one 1 GiB page, and entry 511
+    // points back at itself; the rest counts up.
+    static std::vector<uint8_t> const& fuzz_ram()
+    {
+        static std::vector<uint8_t> const ram = [] {
+            std::vector<uint8_t> bytes(64 * 1024);
+            for (size_t i = 0; i < bytes.size(); ++i)
+                bytes[i] = uint8_t(i * 7);
+            auto put = [&bytes](size_t at, uint64_t value) { std::memcpy(bytes.data() + at, &value, 8); };
+            std::memset(bytes.data() + 0x1000, 0, 0x2000);
+            put(0x1000, 0x2003);
+            put(0x1000 + 511 * 8, 0x1003);
+            put(0x2000, 0x83);
+            return bytes;
+        }();
+        return ram;
+    }
+
     static void answer(Pending pending)
     {
         if (pending.ok)
@@ -330,6 +402,16 @@ void add_fuzz_commands(CommandTable& table)
                } });
 }
 
+// pmemsave and memsave write to /dev/null whatever the path, so that no input writes a file; a path with
+// "fail" in it cannot be opened.
+int open_fuzz_file(std::string const& path)
+{
+    if (path.find("fail") != std::string::npos)
+        return -EACCES;
+    int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    return fd >= 0 ? fd : -errno;
+}
+
 bool echoes_arguments(std::string const& name) { return name == "x-fuzz-typed" || name == "x-fuzz-extra"; }
 
 // ---------------------------------------------------------------------------------------------------
@@ -349,6 +431,7 @@ public:
     {
         add_machine_commands(m_table, m_backend, version());
         add_hotplug_commands(m_table, m_backend);
+        add_debug_commands(m_table, m_backend, open_fuzz_file);
         add_fuzz_commands(m_table);
         m_session = std::make_shared<Session>(m_table,
             Session::Callbacks { [this](std::string line) { on_send(std::move(line)); }, [this] { on_drained(); },

@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +69,37 @@ public:
         cpuhp_requests.push_back(request);
         record("cpuhp", std::move(reply));
     }
+
+    // Debugging: registers by cpu index (a CPU without an entry reads as power-on with its index), guest RAM
+    // as one buffer at `ram_base`, and the register reads asked for.
+    std::map<uint32_t, vmm::qmp::CpuRegisters> registers;
+    std::optional<vmm::qmp::Error> registers_failure;
+    std::vector<std::vector<uint32_t>> register_reads;
+    std::vector<uint8_t> ram;
+    uint64_t ram_base { 0 };
+
+    void read_cpu_registers(std::vector<uint32_t> const& indexes, RegistersReply reply) override
+    {
+        register_reads.push_back(indexes);
+        if (registers_failure)
+            return reply(cpuplug::unexpected(*registers_failure));
+        std::vector<vmm::qmp::CpuRegisters> read;
+        for (auto index : indexes) {
+            auto it = registers.find(index);
+            vmm::qmp::CpuRegisters regs = it != registers.end() ? it->second : vmm::qmp::CpuRegisters {};
+            regs.index = index;
+            read.push_back(regs);
+        }
+        reply(std::move(read));
+    }
+    std::span<uint8_t const> guest_ram(uint64_t address, uint64_t length) const override
+    {
+        if (address < ram_base || address - ram_base >= ram.size())
+            return {};
+        uint64_t offset = address - ram_base;
+        return { ram.data() + offset, size_t(std::min<uint64_t>(length, ram.size() - offset)) };
+    }
+    uint64_t guest_ram_size() const override { return ram.size(); }
 
 private:
     void record(std::string name, vmm::qmp::Reply reply)

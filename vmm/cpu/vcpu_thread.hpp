@@ -60,6 +60,9 @@ public:
     // Lets a paused (or pausing) thread run the guest again.
     void resume();
     bool paused() const;
+    // A pause was asked for and not yet undone by resume(): the thread has stopped running the guest or is
+    // about to. Lets a caller tell a vCPU it must pause itself from one paused for someone else.
+    bool pause_requested() const { return m_pause.load(std::memory_order_seq_cst); }
     // A pause that has not been acknowledged yet: kick again (the kick may have landed between
     // the thread's check and its KVM_RUN).
     void rekick() { kick(); }

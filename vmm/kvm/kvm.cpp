@@ -382,6 +382,20 @@ SysResult<void> Vcpu::set_lapic(kvm_lapic_state const& lapic)
     return {};
 }
 
+SysResult<kvm_vcpu_events> Vcpu::get_vcpu_events() const
+{
+    kvm_vcpu_events events {};
+    TRY(KVM_IOCTL(m_fd.get(), KVM_GET_VCPU_EVENTS, &events));
+    return events;
+}
+
+SysResult<kvm_debugregs> Vcpu::get_debugregs() const
+{
+    kvm_debugregs debugregs {};
+    TRY(KVM_IOCTL(m_fd.get(), KVM_GET_DEBUGREGS, &debugregs));
+    return debugregs;
+}
+
 SysResult<void> Vcpu::set_vcpu_events(kvm_vcpu_events const& events)
 {
     TRY(KVM_IOCTL(m_fd.get(), KVM_SET_VCPU_EVENTS, &events));

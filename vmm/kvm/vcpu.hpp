@@ -43,7 +43,9 @@ public:
     SysResult<void> set_mp_state(uint32_t state);
     SysResult<kvm_lapic_state> get_lapic() const;
     SysResult<void> set_lapic(kvm_lapic_state const&);
+    SysResult<kvm_vcpu_events> get_vcpu_events() const;
     SysResult<void> set_vcpu_events(kvm_vcpu_events const&);
+    SysResult<kvm_debugregs> get_debugregs() const;
     SysResult<void> set_cpuid(std::span<kvm_cpuid_entry2 const> entries);
     SysResult<void> set_msrs(std::span<std::pair<uint32_t, uint64_t> const> msrs);
     SysResult<uint64_t> get_msr(uint32_t index) const;

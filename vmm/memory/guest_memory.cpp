@@ -3,6 +3,7 @@
 
 #include "../arch/x86_64/layout.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -46,6 +47,18 @@ MemoryResult<std::span<uint8_t>> GuestMemory::slice(uint64_t guest_address, uint
         return std::span<uint8_t>(host_base() + region.host_offset + offset, static_cast<size_t>(length));
     }
     return cpuplug::unexpected(MemoryError { guest_address, length });
+}
+
+std::span<uint8_t const> GuestMemory::ram_from(uint64_t guest_address, uint64_t max_length) const
+{
+    for (auto const& region : m_regions) {
+        if (guest_address < region.guest_address || guest_address - region.guest_address >= region.size)
+            continue;
+        uint64_t offset = guest_address - region.guest_address;
+        uint64_t length = std::min(max_length, region.size - offset);
+        return { host_base() + region.host_offset + offset, static_cast<size_t>(length) };
+    }
+    return {};
 }
 
 MemoryResult<void> GuestMemory::write(uint64_t guest_address, std::span<uint8_t const> bytes) const

@@ -42,6 +42,9 @@ public:
     bool contains(uint64_t guest_address, uint64_t length) const;
     // A view of [guest_address, +length), which must lie inside one region.
     MemoryResult<std::span<uint8_t>> slice(uint64_t guest_address, uint64_t length) const;
+    // RAM from `guest_address` on: at most `max_length` bytes, fewer where its region ends, none where there
+    // is no RAM (for readers that walk a range region by region, such as the memory dump commands).
+    std::span<uint8_t const> ram_from(uint64_t guest_address, uint64_t max_length) const;
     MemoryResult<void> write(uint64_t guest_address, std::span<uint8_t const> bytes) const;
     MemoryResult<void> read(uint64_t guest_address, std::span<uint8_t> bytes) const;
     MemoryResult<void> fill(uint64_t guest_address, uint64_t length, uint8_t value) const;

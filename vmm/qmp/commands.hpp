@@ -3,10 +3,13 @@
 #pragma once
 
 #include "arch/x86_64/topology.hpp"
+#include "cpu_dump.hpp"
 #include "protocol.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -71,6 +74,16 @@ public:
     // Asks the guest to release present slots; replies at once, DEVICE_DELETED follows per CPU.
     virtual void unplug_cpus(std::vector<uint32_t> const& indexes, Reply reply) = 0;
     virtual void cpuhp(CpuhpRequest const& request, Reply reply) = 0;
+
+    // Debugging (human-monitor-command, memsave, pmemsave).
+    using RegistersReply = std::function<void(cpuplug::Result<std::vector<CpuRegisters>, Error>)>;
+    // The registers of present CPUs, in the order asked. A vCPU that runs is paused for the read and runs
+    // again after it; one that is stopped or not started yet is read as it is. Replies once, on this thread.
+    virtual void read_cpu_registers(std::vector<uint32_t> const& indexes, RegistersReply reply) = 0;
+    // Guest RAM at a guest-physical address: up to `length` bytes, fewer where RAM ends, none where there
+    // is no RAM. Valid until the server's thread next returns to its loop.
+    virtual std::span<uint8_t const> guest_ram(uint64_t address, uint64_t length) const = 0;
+    virtual uint64_t guest_ram_size() const = 0;
 };
 
 // {"qemu": {"micro": ..., "minor": ..., "major": ...}, "package": ...}: query-version and the greeting.
@@ -86,6 +99,16 @@ void add_machine_commands(CommandTable& table, Backend& backend, Json version);
 // device_add and device_del for CPUs, x-socket-add and x-socket-del, and the x-cpuhp test controls
 // (x-query-cpuhp, x-cpuhp-set-target, x-cpuhp-fail, x-cpu-hotplug-disable, x-cpu-hotplug-enable).
 void add_hotplug_commands(CommandTable& table, Backend& backend);
+
+// Opens a file to write a memory dump to: an fd, or -errno. The fuzzer replaces it so that no input of its
+// writes files.
+using DumpFileOpener = std::function<int(std::string const& path)>;
+// The real one: created (mode 0600) or truncated, never blocking (a FIFO without a reader fails at once).
+int open_dump_file(std::string const& path);
+
+// The debugging commands: human-monitor-command (HMP's info registers, info cpus, info status, x, xp, cpu,
+// help; hmp.hpp), pmemsave and memsave.
+void add_debug_commands(CommandTable& table, Backend& backend, DumpFileOpener open = open_dump_file);
 
 // QEMU's id_wellformed(): a letter, then letters, digits, '-', '.' and '_'.
 bool id_wellformed(std::string const& id);
