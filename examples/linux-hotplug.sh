@@ -65,9 +65,9 @@ execute() {
 }
 execute '{"execute": "qmp_capabilities"}'
 
-echo "add:    device_add host-x86_64-cpu socket-id 2"
+echo "add:    device_add host-x86_64-cpu core-id 2 (-smp 2,maxcpus=4 is one socket of four cores)"
 t=$(now_ms)
-execute '{"execute": "device_add", "arguments": {"driver": "host-x86_64-cpu", "id": "cpu2", "socket-id": 2, "core-id": 0, "thread-id": 0}}'
+execute '{"execute": "device_add", "arguments": {"driver": "host-x86_64-cpu", "id": "cpu2", "socket-id": 0, "core-id": 2, "thread-id": 0}}'
 linux_says "cpu-added 2" 120
 linux_says "online=0-2" 60
 echo "        online in Linux $(($(now_ms) - t)) ms after device_add"
