@@ -28,7 +28,7 @@ now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 linux_says() {
     local i
     for ((i = 0; i < $2 * 10; i++)); do
-        if line=$(grep -a "cpuplug-linux: .*$1" "$console" | tail -n1) && [ -n "$line" ]; then
+        if line=$(grep -a "cpuplug-linux: .*$1" "$console" 2>/dev/null | tail -n1) && [ -n "$line" ]; then
             echo "        linux: ${line#*cpuplug-linux: }" | tr -d '\r'
             return 0
         fi
