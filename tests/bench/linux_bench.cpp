@@ -78,7 +78,6 @@ struct VmmRun {
     std::map<std::string, Measure> measures;
     std::vector<std::string> notes; // what went wrong, in full
     long rss_kib { 0 };
-    double wall_s { 0 };
 };
 
 std::string last_line(std::string const& text)
@@ -162,7 +161,8 @@ private:
         }
     }
 
-    // The console line with `needle` at or after byte `from`, once complete; scanning only what is new.
+    // The console line with `needle` at or after byte `from` (where the console ended when the step began),
+    // once complete: an earlier step's line is not this one's.
     std::optional<std::string> line_after(std::string_view needle, size_t from) const
     {
         return console_line(console(), needle, from);
@@ -405,7 +405,6 @@ private:
             (void)m_qmp->execute("quit", std::nullopt, std::nullopt, 10s);
         auto result = m_process->wait(60s);
         m_run.rss_kib = result.max_rss_kib;
-        m_run.wall_s = result.elapsed_ms / 1000;
         std::ofstream(fmt::format("{}/linux-console-{}-{}.log", m_o.out, name_of(m_vmm), m_boot)) << result.out;
         if (!result.err.empty())
             std::ofstream(fmt::format("{}/linux-stderr-{}-{}.log", m_o.out, name_of(m_vmm), m_boot)) << result.err;
