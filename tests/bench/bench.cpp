@@ -2,8 +2,10 @@
 // from launching the VMM to the guest's "all CPUs online" line, serial and parallel bring-up, at INIT
 // delays of 0 and 10 ms; then hot-add and hot-remove latency of one vCPU and of one socket over QMP on
 // both; and each VMM's peak RSS. Progress on stderr, the table on stdout, CSV and gnuplot data in --out.
-// tests/bench/run wraps it (build, run, plot); docs/benchmark.md explains the figures.
+// tests/bench/run wraps it (build, run, plot); docs/benchmark.md explains the figures. With --linux it
+// boots Debian's Linux on both instead (linux_bench.cpp).
 #include "bench_stats.hpp"
+#include "linux_bench.hpp"
 #include "qmp_vm/qemu.hpp"
 #include "support/process.hpp"
 
@@ -60,6 +62,10 @@ struct Options {
     int hotplug_repeats { 0 };
     bool with_qemu { true };
     std::string memory { "256M" };
+    bool linux_mode { false };
+    bench::LinuxOptions linux_options;
+    int linux_boot_timeout_s { 900 };
+    int linux_plug_timeout_s { 300 };
 };
 
 // One way to start a VM; the same guest command line on both VMMs.
@@ -392,7 +398,7 @@ int main(int argc, char** argv)
     CLI::App app { "Boot and hot-plug benchmark: cpuplug against QEMU with KVM, same guest ELF" };
     app.add_flag("--quick", o.quick, "fewer vCPU counts and repeats (under 5 minutes)");
     app.add_option("--vmm", o.vmm, "cpuplug's vmm binary")->required();
-    app.add_option("--guest", o.guest, "the guest ELF both VMMs boot")->required();
+    app.add_option("--guest", o.guest, "the guest ELF both VMMs boot (required but with --linux)");
     app.add_option("--qemu", o.qemu, "qemu-system-x86_64 to compare with")->capture_default_str();
     app.add_option("--firmware", o.firmware, "QEMU's -bios, a path or a file in QEMU's data directories ('' for SeaBIOS)")
         ->capture_default_str();
@@ -402,7 +408,28 @@ int main(int argc, char** argv)
     app.add_option("--repeats", o.repeats, "boots per configuration (default 5, 3 with --quick)");
     app.add_option("--hotplug-repeats", o.hotplug_repeats, "plug/unplug cycles per VMM (default 20, 5 with --quick)");
     app.add_flag("!--no-qemu", o.with_qemu, "measure cpuplug only");
+    auto* linux_group = app.add_option_group("Linux", "boot Debian's Linux on both VMMs instead (docs/benchmark.md, Linux)");
+    linux_group->add_flag("--linux", o.linux_mode, "the Linux mode: boot, SMP bring-up and CPU hot-plug with Linux");
+    linux_group->add_option("--linux-kernel", o.linux_options.kernel, "the bzImage (scripts/linux-guest --print generic)");
+    linux_group->add_option("--linux-initrd", o.linux_options.initrd, "its initramfs, with tests/linux/init as /init");
+    linux_group->add_option("--linux-cmdline", o.linux_options.cmdline, "the kernel command line on both")->capture_default_str();
+    linux_group->add_option("--linux-repeats", o.linux_options.repeats, "boots per VMM")->capture_default_str();
+    linux_group->add_option("--linux-cycles", o.linux_options.cycles, "hot-plug cycles per VMM, each on a fresh slot (at most 2)")
+        ->capture_default_str();
+    linux_group->add_option("--linux-boot-timeout", o.linux_boot_timeout_s, "seconds to wait for init's first line")
+        ->capture_default_str();
+    linux_group->add_option("--linux-plug-timeout", o.linux_plug_timeout_s, "seconds to wait for each hot-plug step")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
+    if (o.linux_mode ? (o.linux_options.kernel.empty() || o.linux_options.initrd.empty()) : o.guest.empty()) {
+        fmt::print(stderr, "cpuplug_bench: {} required\n", o.linux_mode ? "--linux-kernel and --linux-initrd are" : "--guest is");
+        return 2;
+    }
+    if (o.linux_mode && (o.linux_options.cycles < 1 || o.linux_options.cycles > 2 || o.linux_options.repeats < 1)) {
+        // The machine has two free slots, and QEMU 7.2 cannot plug one twice on these hosts.
+        fmt::print(stderr, "cpuplug_bench: --linux-cycles takes 1 or 2, --linux-repeats at least 1\n");
+        return 2;
+    }
 
     if (o.cpus.empty())
         o.cpus = o.quick ? std::vector<unsigned> { 1, 8, 64, 255 }
@@ -430,6 +457,20 @@ int main(int argc, char** argv)
         }
     }
     std::filesystem::create_directories(o.out);
+
+    if (o.linux_mode) {
+        auto& l = o.linux_options;
+        l.vmm = o.vmm;
+        l.qemu = o.qemu;
+        l.firmware = o.firmware;
+        l.out = o.out;
+        l.with_qemu = o.with_qemu;
+        l.boot_timeout = std::chrono::seconds(o.linux_boot_timeout_s);
+        l.plug_timeout = std::chrono::seconds(o.linux_plug_timeout_s);
+        l.machine = machine_description();
+        l.qemu_version = o.with_qemu ? qemu_version(o) : "";
+        return bench::run_linux_bench(l);
+    }
 
     std::vector<Vmm> vmms { Vmm::Cpuplug };
     if (o.with_qemu)

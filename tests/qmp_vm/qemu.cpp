@@ -69,7 +69,10 @@ std::vector<std::string> qemu_argv(QemuGuest const& guest)
     // backend sets up the terminal when stdin is one, and from its own process group that stops it (SIGTTOU).
     std::vector<std::string> argv { guest.qemu, "-accel", "kvm", "-M", "q35", "-cpu", "host,-arch-capabilities", "-m",
         guest.memory, "-kernel", guest.kernel, "-nodefaults", "-no-user-config", "-display", "none", "-serial",
-        "file:/dev/stdout", "-no-reboot", "-smp", guest.smp, "-append", guest.append + guest_cpl_parameter() };
+        "file:/dev/stdout", "-no-reboot", "-smp", guest.smp, "-append",
+        guest.cpuplug_guest ? guest.append + guest_cpl_parameter() : guest.append };
+    if (!guest.initrd.empty())
+        argv.insert(argv.end(), { "-initrd", guest.initrd });
     if (!guest.firmware.empty())
         argv.insert(argv.end(), { "-bios", guest.firmware });
     if (!guest.qmp_socket.empty())

@@ -17,7 +17,8 @@ std::string find_executable(std::string const& program);
 // A file from QEMU's data directories (`qemu -L help`), where `-bios NAME` looks too; "" if none has it.
 std::string find_qemu_data_file(std::string const& qemu, std::string const& name);
 
-// cpuplug's guest ELF booted by `qemu -accel kvm -M q35` through PVH, its console on QEMU's stdout.
+// cpuplug's guest ELF booted by `qemu -accel kvm -M q35` through PVH, or a Linux bzImage with its
+// initrd, its console on QEMU's stdout.
 struct QemuGuest {
     std::string qemu;
     std::string kernel;
@@ -26,6 +27,10 @@ struct QemuGuest {
     std::string memory { "256M" };
     std::string firmware;   // -bios; empty: QEMU's default, SeaBIOS
     std::string qmp_socket; // a QMP server socket; empty: none
+    std::string initrd {};  // -initrd; empty: none
+    // cpuplug's guest reads kernel.cpl= (set as vmm's --guest-cpl auto would); Linux would only hand that
+    // unknown word on to init, so a Linux kernel gets `append` as it is.
+    bool cpuplug_guest { true };
 };
 std::vector<std::string> qemu_argv(QemuGuest const& guest);
 

@@ -42,6 +42,8 @@ public:
     // Waits for exit (SIGKILL after `timeout`) and returns everything collected.
     ProcessResult wait(std::chrono::milliseconds timeout);
     std::string const& out() const { return m_result.out; }
+    // False once the child closed both stdout and stderr, which it does by exiting (it is not reaped).
+    bool output_open() const { return m_out >= 0 || m_err >= 0; }
     std::string const& err() const { return m_result.err; }
     // When the child was started (just before fork), the origin of elapsed times.
     std::chrono::steady_clock::time_point started() const { return m_start; }
