@@ -23,6 +23,20 @@ kvm_segment flat_segment(uint16_t selector, uint8_t type)
     return segment;
 }
 
+// A busy TSS of the minimal size; type 0xB means "32-bit TSS, busy" in legacy mode and "64-bit TSS, busy" in
+// long mode. VM entry requires TR to hold a busy TSS; the guest loads its own before it needs one.
+kvm_segment busy_tss(uint16_t selector)
+{
+    kvm_segment tss {};
+    tss.base = 0;
+    tss.limit = 0x67;
+    tss.selector = selector;
+    tss.type = 0xB;
+    tss.present = 1;
+    tss.s = 0;
+    return tss;
+}
+
 constexpr uint64_t CR0_PE = 1u << 0;
 constexpr uint64_t CR0_ET = 1u << 4;
 constexpr uint64_t CR0_PG = 1u << 31;
@@ -38,14 +52,7 @@ void set_pvh_entry_sregs(kvm_sregs& sregs)
     auto data = flat_segment(0x10, 0x3); // read/write, accessed
     sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
 
-    kvm_segment tss {};
-    tss.base = 0;
-    tss.limit = 0x67;
-    tss.selector = 0x18;
-    tss.type = 0xB; // 32-bit TSS, busy
-    tss.present = 1;
-    tss.s = 0;
-    sregs.tr = tss;
+    sregs.tr = busy_tss(0x18);
 
     sregs.cr0 = CR0_PE | CR0_ET;
     sregs.cr3 = 0;
@@ -71,14 +78,7 @@ void set_linux64_entry_sregs(kvm_sregs& sregs, uint64_t gdt_base, uint16_t gdt_l
     auto data = flat_segment(0x18, 0x3); // read/write, accessed
     sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
 
-    kvm_segment tss {};
-    tss.base = 0;
-    tss.limit = 0x67;
-    tss.selector = 0x20;
-    tss.type = 0xB; // 64-bit TSS, busy
-    tss.present = 1;
-    tss.s = 0;
-    sregs.tr = tss;
+    sregs.tr = busy_tss(0x20);
 
     sregs.gdt.base = gdt_base;
     sregs.gdt.limit = gdt_limit;
