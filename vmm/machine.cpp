@@ -64,6 +64,10 @@ cpuplug::Result<KernelFiles, std::string> read_kernel_files(MachineConfig const&
     case KernelKind::Unknown:
         break;
     }
+    if (files.is_linux) {
+        if (auto error = linux_topology_error(config.smp.topology))
+            return cpuplug::unexpected(fmt::format("--cpus: {}", *error));
+    }
     if (config.initrd_path) {
         if (other_pvh)
             return cpuplug::unexpected(fmt::format("--initrd: {} is not a Linux kernel (a bzImage, or a vmlinux with "

@@ -3,6 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <utility>
 #include <string>
@@ -103,6 +106,24 @@ TEST_CASE("bad command lines and kernels exit non-zero with one clear line", "[i
         CHECK(result.err.find(c.says) != std::string::npos);
         CHECK(result.out.empty());
     }
+}
+
+TEST_CASE("a Linux kernel with APIC ids above 254 is refused before the VM starts", "[integration][boot]")
+{
+    // Only the setup header's magic matters here: the topology is checked as soon as the file reads as Linux.
+    std::string path = "/tmp/cpuplug-test-bzimage." + std::to_string(getpid());
+    {
+        std::string bytes(0x400, '\0');
+        bytes.replace(0x202, 4, "HdrS");
+        std::ofstream(path, std::ios::binary) << bytes;
+    }
+    auto result = run_process({ VMM, "--kernel", path, "--cpus", "2,maxcpus=300" }, 20s);
+    std::remove(path.c_str());
+    INFO(result.err);
+    CHECK(result.exit_code == 1);
+    CHECK(count_lines(result.err) == 1);
+    CHECK(result.err.find("CPU slot 255 of 300 would get APIC id 255") != std::string::npos);
+    CHECK(result.out.empty());
 }
 
 TEST_CASE("a guest exception is reported with its vector and RIP and vmm exits non-zero", "[integration][boot]")

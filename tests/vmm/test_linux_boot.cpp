@@ -385,3 +385,32 @@ TEST_CASE("a PVH kernel gets its initrd as the one module", "[boot][linux]")
     std::vector<uint8_t> huge(40 * layout::MiB, 1);
     CHECK_FALSE(load_pvh_kernel(memory2, file, image, "", 0, huge).has_value());
 }
+
+TEST_CASE("a Linux kernel is refused a topology with APIC ids above 254", "[boot][linux]")
+{
+    // 255 single-thread cores: APIC ids 0-254, all within Linux's reach.
+    CHECK_FALSE(linux_topology_error(CpuTopology { 1, 1, 255, 1 }).has_value());
+    // Two sockets of 127 cores each take 7 bits of core id: socket 1 ends at APIC id 128 + 126 = 254.
+    CHECK_FALSE(linux_topology_error(CpuTopology { 2, 1, 127, 1 }).has_value());
+
+    SECTION("one slot too many")
+    {
+        auto error = linux_topology_error(CpuTopology { 1, 1, 256, 1 });
+        REQUIRE(error.has_value());
+        CHECK(error->find("CPU slot 255 of 256 would get APIC id 255") != std::string::npos);
+        CHECK(error->find("at most 255 CPUs") != std::string::npos);
+    }
+    SECTION("few CPUs, but a sparse APIC id space")
+    {
+        // Three cores take two bits, so socket 64 (the 65th) starts at APIC id 256 although there are 195 slots.
+        auto error = linux_topology_error(CpuTopology { 65, 1, 3, 1 });
+        REQUIRE(error.has_value());
+        CHECK(error->find("CPU slot 192 of 195 would get APIC id 256") != std::string::npos);
+    }
+    SECTION("hot-pluggable slots count as well as present ones")
+    {
+        auto error = linux_topology_error(CpuTopology { 2, 1, 256, 1 });
+        REQUIRE(error.has_value());
+        CHECK(error->find("CPU slot 255 of 512 would get APIC id 255") != std::string::npos);
+    }
+}

@@ -235,4 +235,21 @@ cpuplug::Result<LinuxBoot, std::string> load_bzimage(GuestMemory const& memory, 
     return boot;
 }
 
+std::optional<std::string> linux_topology_error(CpuTopology const& topology)
+{
+    // APIC ids grow with the slot index, so the last slot has the highest.
+    uint32_t last = topology.max_cpus() - 1;
+    uint32_t highest = apic_id_from_index(topology, last);
+    if (highest <= LINUX_MAX_APIC_ID)
+        return std::nullopt;
+    uint32_t first_over = last;
+    while (first_over > 0 && apic_id_from_index(topology, first_over - 1) > LINUX_MAX_APIC_ID)
+        --first_over;
+    return fmt::format("CPU slot {} of {} would get APIC id {}, and Linux brings up no CPU above APIC id {} here (that "
+                       "needs interrupt remapping or an extended MSI destination id, which KVM's in-kernel IOAPIC "
+                       "lacks): give at most {} CPUs, maxcpus included, with APIC ids below 255",
+        first_over, topology.max_cpus(), apic_id_from_index(topology, first_over), LINUX_MAX_APIC_ID,
+        LINUX_MAX_APIC_ID + 1);
+}
+
 } // namespace vmm

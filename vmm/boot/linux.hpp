@@ -5,11 +5,13 @@
 // is unit-tested; layout in docs/boot.md.
 #pragma once
 
+#include "../arch/x86_64/topology.hpp"
 #include "../memory/guest_memory.hpp"
 
 #include <cpuplug/base/result.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -123,5 +125,15 @@ void write_identity_page_tables(GuestMemory const& memory);
 // The GDT at layout::BOOT_GDT: null, null, __BOOT_CS (0x10) flat 64-bit code, __BOOT_DS (0x18) flat data and a
 // 64-bit TSS descriptor at 0x20 matching the TR the vCPU gets. Returns its limit.
 uint16_t write_boot_gdt(GuestMemory const& memory);
+
+// The highest APIC id Linux brings a CPU up with on this machine. Above it Linux needs interrupt remapping or
+// the hypervisor's extended MSI destination id (KVM_FEATURE_MSI_EXT_DEST_ID) to reach the CPU; KVM does not
+// offer the feature bit itself, and its in-kernel IOAPIC, which cpuplug uses, has only the 8-bit destination.
+// Linux also skips MADT entries with an APIC id of 255 or more unless the CPU is in x2APIC mode at boot.
+inline constexpr uint32_t LINUX_MAX_APIC_ID = 254;
+
+// One sentence when some CPU slot of `topology` (present or hot-pluggable) gets an APIC id Linux cannot bring
+// up, so the machine is refused before it starts rather than handing Linux CPUs it would leave offline.
+std::optional<std::string> linux_topology_error(CpuTopology const& topology);
 
 } // namespace vmm
