@@ -454,6 +454,7 @@ cpuplug::Result<void, std::string> Machine::set_up_qmp()
     qmp::add_machine_commands(m_commands, *this, version);
     qmp::add_hotplug_commands(m_commands, *this);
     qmp::add_debug_commands(m_commands, *this);
+    qmp::add_qom_commands(m_commands, *this);
     m_qmp = std::make_unique<qmp::Server>(m_io, m_commands, version, qmp::Server::Limits {});
     m_qmp->on_connect([this] { m_run->client_connected(); });
     for (auto const& endpoint : m_config.qmp)

@@ -1,8 +1,8 @@
 // qmp_fuzz: libFuzzer over QMP parse-and-dispatch, the whole path a client's bytes take without the
 // socket: JsonStream framing, Session negotiation, validation and dispatch, add_machine_commands over a
-// fake machine, add_hotplug_commands and add_debug_commands (human-monitor-command's HMP parser over fake
-// registers and RAM; pmemsave and memsave writing to /dev/null), replies (now, later, never, twice, from a
-// handler that throws) and QMP's text format.
+// fake machine, add_hotplug_commands, add_qom_commands and add_debug_commands (human-monitor-command's HMP
+// parser over fake registers and RAM; pmemsave and memsave writing to /dev/null), replies (now, later,
+// never, twice, from a handler that throws) and QMP's text format.
 // Then parse_endpoint over the same bytes taken as a --qmp address.
 //
 // Input: a 6-byte header, then the bytes a client sends. Missing header bytes read as 0.
@@ -432,6 +432,7 @@ public:
         add_machine_commands(m_table, m_backend, version());
         add_hotplug_commands(m_table, m_backend);
         add_debug_commands(m_table, m_backend, open_fuzz_file);
+        add_qom_commands(m_table, m_backend);
         add_fuzz_commands(m_table);
         m_session = std::make_shared<Session>(m_table,
             Session::Callbacks { [this](std::string line) { on_send(std::move(line)); }, [this] { on_drained(); },

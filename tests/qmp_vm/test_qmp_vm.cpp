@@ -10,6 +10,7 @@
 #include <regex>
 #include <set>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -76,7 +77,8 @@ TEST_CASE("query-version, query-commands and query-status", "[qmp]")
     for (auto const& command : (*commands)["return"])
         names.insert(command["name"]);
     for (char const* expected : { "qmp_capabilities", "query-version", "query-commands", "query-status",
-             "query-cpus-fast", "query-hotpluggable-cpus", "stop", "cont", "system_reset", "system_powerdown", "quit" })
+             "query-cpus-fast", "query-hotpluggable-cpus", "stop", "cont", "system_reset", "system_powerdown", "quit",
+             "qom-list", "qom-get" })
         CHECK(names.count(expected) == 1);
 
     CHECK(c->execute("query-status") == Json { { "return", { { "running", true }, { "status", "running" } } } });
@@ -484,4 +486,92 @@ TEST_CASE("a bad --qmp exits 2 with one line", "[qmp]")
         CHECK(result.err.starts_with("vmm: error: --qmp "));
         CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
     }
+}
+
+TEST_CASE("qom-list and qom-get reach boot and hot-plugged CPUs at the paths query-cpus-fast gives", "[qmp][qom]")
+{
+    RunningVm vm({ "--cpus", "2,maxcpus=4,sockets=2,cores=2", "--hotplug" }, 2);
+    auto c = vm.client();
+    auto get = [&](std::string const& path, std::string const& property) {
+        auto reply = c->execute("qom-get", Json { { "path", path }, { "property", property } });
+        REQUIRE(reply);
+        return *reply;
+    };
+    // qom-list as a map from name to type, or the error.
+    auto list = [&](std::string const& path) {
+        auto reply = c->execute("qom-list", Json { { "path", path } });
+        REQUIRE(reply);
+        if (!reply->contains("return"))
+            return *reply;
+        Json entries = Json::object();
+        for (auto const& entry : (*reply)["return"])
+            entries[entry["name"].get<std::string>()] = entry["type"];
+        return entries;
+    };
+    auto value = [](Json const& v) { return Json { { "return", v } }; };
+    // Hot-plug needs the guest's ACPI driver up: wait until it reports CPU 1 online.
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto reply = c->execute("x-query-cpuhp");
+        if (reply && reply->contains("return") && (*reply)["return"]["cpus"][1]["state"] == "online")
+            break;
+        std::this_thread::sleep_for(20ms);
+    }
+
+    CHECK(list("/")["machine"] == "child<cpuplug-machine>");
+    auto machine = list("/machine");
+    CHECK(machine["unattached"] == "child<container>");
+    CHECK(machine["peripheral"] == "child<container>");
+    CHECK(machine["peripheral-anon"] == "child<container>");
+    CHECK(list("/machine/unattached")
+        == Json { { "type", "string" }, { "device[0]", "child<host-x86_64-cpu>" }, { "device[1]", "child<host-x86_64-cpu>" } });
+
+    // Plug CPU 2 with an id and CPU 3 without.
+    REQUIRE(c->execute("device_add",
+                Json { { "driver", "host-x86_64-cpu" }, { "id", "cpu2" }, { "socket-id", 1 }, { "core-id", 0 },
+                    { "thread-id", 0 } })
+        == ok());
+    REQUIRE(c->wait_event_with("CPU_ONLINE", "cpu-index", 2, 20s));
+    REQUIRE(c->execute("device_add",
+                Json { { "driver", "host-x86_64-cpu" }, { "socket-id", 1 }, { "core-id", 1 }, { "thread-id", 0 } })
+        == ok());
+    REQUIRE(c->wait_event_with("CPU_ONLINE", "cpu-index", 3, 20s));
+
+    auto cpus = c->execute("query-cpus-fast");
+    REQUIRE(cpus);
+    REQUIRE((*cpus)["return"].size() == 4);
+    for (auto const& cpu : (*cpus)["return"]) {
+        auto path = cpu["qom-path"].get<std::string>();
+        int index = cpu["cpu-index"];
+        INFO(path);
+        auto properties = list(path);
+        for (char const* name : { "type", "realized", "hotplugged", "hotpluggable", "apic-id", "node-id", "socket-id",
+                 "core-id", "thread-id", "lapic" })
+            CHECK(properties.contains(name));
+        CHECK(properties["socket-id"] == "int32");
+        CHECK(properties["apic-id"] == "uint32");
+        CHECK(get(path, "type") == value("host-x86_64-cpu"));
+        CHECK(get(path, "realized") == value(true));
+        CHECK(get(path, "hotplugged") == value(index >= 2));
+        CHECK(get(path, "apic-id") == value(index));
+        CHECK(get(path, "socket-id") == value(cpu["props"]["socket-id"]));
+        CHECK(get(path, "core-id") == value(cpu["props"]["core-id"]));
+        CHECK(get(path, "thread-id") == value(cpu["props"]["thread-id"]));
+        CHECK(get(path, "lapic") == value(path + "/lapic"));
+        CHECK(get(path + "/lapic", "id") == value(index));
+    }
+    CHECK(list("/machine/peripheral") == Json { { "type", "string" }, { "cpu2", "child<host-x86_64-cpu>" } });
+    auto anonymous = list("/machine/peripheral-anon");
+    CHECK(anonymous.size() == 2);
+    CHECK(get("cpu2", "apic-id") == value(2)); // a partial path
+
+    // Unplugged, the CPU is gone from the tree.
+    REQUIRE(c->execute("device_del", Json { { "id", "cpu2" } }) == ok());
+    REQUIRE(c->wait_event_with("DEVICE_DELETED", "device", "cpu2", 20s));
+    CHECK(list("/machine/peripheral") == Json { { "type", "string" } });
+    CHECK(list("/machine/peripheral/cpu2") == error("DeviceNotFound", "Device '/machine/peripheral/cpu2' not found"));
+    CHECK(get("/machine/peripheral/cpu2", "type")
+        == error("DeviceNotFound", "Device '/machine/peripheral/cpu2' not found"));
+    CHECK(get("/machine/unattached/device[0]", "foo")
+        == error("GenericError", "Property 'host-x86_64-cpu.foo' not found"));
 }

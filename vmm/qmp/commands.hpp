@@ -110,6 +110,13 @@ int open_dump_file(std::string const& path);
 // help; hmp.hpp), pmemsave and memsave.
 void add_debug_commands(CommandTable& table, Backend& backend, DumpFileOpener open = open_dump_file);
 
+// The QOM type of /machine. cpuplug is no QEMU machine type, so it names its own (after QEMU's
+// "<name>-machine" pattern).
+inline constexpr char const* MACHINE_QOM_TYPE = "cpuplug-machine";
+
+// qom-list and qom-get over the QOM tree's CPUs and the containers above them (docs/qmp.md, QOM).
+void add_qom_commands(CommandTable& table, Backend& backend);
+
 // QEMU's id_wellformed(): a letter, then letters, digits, '-', '.' and '_'.
 bool id_wellformed(std::string const& id);
 
