@@ -9,6 +9,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <thread>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -482,4 +483,59 @@ TEST_CASE("a bad --qmp exits 2 with one line", "[qmp]")
         CHECK(result.err.starts_with("vmm: error: --qmp "));
         CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
     }
+}
+
+TEST_CASE("with oob enabled exec-oob queries are answered while an in-band command waits for the guest", "[qmp]")
+{
+    RunningVm vm({ "--cpus", "2", "--hotplug" }, 2);
+    auto client = QmpClient::connect_unix(vm.socket);
+    REQUIRE(client);
+    CHECK(client->greeting()["QMP"]["capabilities"] == Json::array({ "oob" }));
+    CHECK(client->execute("qmp_capabilities", Json { { "enable", { "oob" } } }) == ok());
+    // The guest answers x- commands once it has set up its control page, a little after its banner.
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    for (;;) {
+        auto query = client->execute("x-query-cpuhp");
+        REQUIRE(query);
+        if (query->contains("return"))
+            break;
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        std::this_thread::sleep_for(20ms);
+    }
+    REQUIRE(client->execute("stop") == ok()); // a paused guest cannot answer x-query-cpuhp
+    REQUIRE(client->send(Json { { "execute", "x-query-cpuhp" }, { "id", "guest" } }));
+    // The guest call is still waiting (it gives up after 30 s); out-of-band queries answer at once.
+    REQUIRE(client->send(Json { { "exec-oob", "query-status" }, { "id", "oob-status" } }));
+    auto status = client->read_reply(5s);
+    REQUIRE(status);
+    CHECK(*status == with_id(Json { { "return", { { "running", false }, { "status", "paused" } } } }, "oob-status"));
+    REQUIRE(client->send(Json { { "exec-oob", "query-cpus-fast" }, { "id", "oob-cpus" } }));
+    auto cpus = client->read_reply(5s);
+    REQUIRE(cpus);
+    CHECK((*cpus)["id"] == "oob-cpus");
+    CHECK((*cpus)["return"].size() == 2);
+    REQUIRE(client->send(Json { { "exec-oob", "quit" }, { "id", "oob-quit" } }));
+    auto refused = client->read_reply(5s);
+    REQUIRE(refused);
+    CHECK(*refused == with_id(error("GenericError", "The command quit does not support OOB"), "oob-quit"));
+    // Once the guest runs again it answers the call that waited.
+    REQUIRE(client->send(Json { { "execute", "cont" }, { "id", "cont" } }));
+    auto cont = client->read_reply(5s);
+    REQUIRE(cont);
+    CHECK(*cont == with_id(ok(), "cont"));
+    auto guest = client->read_reply(20s);
+    REQUIRE(guest);
+    CHECK((*guest)["id"] == "guest");
+    CHECK(guest->contains("return"));
+}
+
+TEST_CASE("without oob enabled exec-oob is refused in its turn", "[qmp]")
+{
+    RunningVm vm({ "--cpus", "1" }, 1);
+    auto client = vm.client();
+    CHECK(client->execute("query-status", std::nullopt, 1) == with_id(Json { { "return", { { "running", true }, { "status", "running" } } } }, 1));
+    REQUIRE(client->send(Json { { "exec-oob", "query-status" }, { "id", 2 } }));
+    auto reply = client->read_reply();
+    REQUIRE(reply);
+    CHECK(*reply == with_id(error("GenericError", "QMP input member 'exec-oob' is unexpected"), 2));
 }
