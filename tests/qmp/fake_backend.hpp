@@ -125,11 +125,12 @@ public:
     size_t drained { 0 };
     std::shared_ptr<vmm::qmp::Session> session;
 
-    SessionHarness()
+    explicit SessionHarness(bool offer_oob = true)
         : session(std::make_shared<vmm::qmp::Session>(table,
             vmm::qmp::Session::Callbacks {
                 [this](std::string line) { lines.push_back(std::move(line)); },
-                [this] { ++drained; } }))
+                [this] { ++drained; } },
+            offer_oob))
     {
     }
     SessionHarness(SessionHarness const&) = delete;

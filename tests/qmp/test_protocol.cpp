@@ -170,13 +170,22 @@ TEST_CASE("check_arguments with allow_extra_arguments still checks the declared 
 
 // Session: greeting and negotiation
 
-TEST_CASE("the greeting carries the version object and no capabilities", "[session]")
+TEST_CASE("the greeting carries the version object and offers oob, as QEMU's socket monitors", "[session]")
 {
     SessionHarness harness;
     harness.session->greet(version_json(QemuVersion {}, "cpuplug 0.2.0"));
     CHECK(harness.lines
-        == Lines { R"({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 9}, "package": "cpuplug 0.2.0"}, "capabilities": []}})" });
+        == Lines { R"({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 9}, "package": "cpuplug 0.2.0"}, "capabilities": ["oob"]}})" });
     CHECK_FALSE(harness.session->negotiated());
+    CHECK_FALSE(harness.session->oob_enabled());
+}
+
+TEST_CASE("a session that does not offer oob greets with no capabilities", "[session]")
+{
+    SessionHarness harness(false);
+    harness.session->greet(version_json(QemuVersion {}, "cpuplug 0.2.0"));
+    CHECK(harness.lines
+        == Lines { R"({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 9}, "package": "cpuplug 0.2.0"}, "capabilities": []}})" });
 }
 
 TEST_CASE("before negotiation every command gets CommandNotFound", "[session]")
@@ -254,7 +263,7 @@ TEST_CASE("qmp_capabilities with an empty enable list negotiates", "[session]")
 
 TEST_CASE("qmp_capabilities refuses capabilities and bad arguments without negotiating", "[session]")
 {
-    SessionHarness harness;
+    SessionHarness harness(false); // oob not offered
     CHECK(harness.exchange(R"({"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}, "id": 1})")
         == generic("Capability oob not available") + R"(, "id": 1})");
     CHECK(harness.exchange(R"({"execute": "qmp_capabilities", "arguments": {"enable": ["x"]}})")
@@ -875,4 +884,186 @@ TEST_CASE("CommandTable finds commands by name and a later add replaces an earli
     CHECK(first == 0);
     CHECK(second == 1);
     CHECK(table.find("nope") == nullptr);
+}
+
+// Session: out-of-band execution
+
+namespace {
+
+// AsyncHarness plus "peek", which may run out of band, and "guest", which waits for the guest.
+struct OobHarness : SessionHarness {
+    std::vector<Reply> pending;
+    std::vector<Reply> guest_pending;
+    int peeks { 0 };
+
+    explicit OobHarness(bool enable = true)
+    {
+        table.add({ "slow", {}, [this](Json const&, Reply reply) { pending.push_back(std::move(reply)); } });
+        table.add({ "fast", {}, [](Json const&, Reply reply) { reply(Json::object()); } });
+        Command peek { "peek", { { "n", ArgType::Integer, true } }, [this](Json const&, Reply reply) {
+                          ++peeks;
+                          reply(Json { { "peeks", peeks } });
+                      } };
+        peek.allow_oob = true;
+        table.add(std::move(peek));
+        Command guest { "guest", {}, [this](Json const&, Reply reply) { guest_pending.push_back(std::move(reply)); } };
+        guest.waits_for_guest = true;
+        table.add(std::move(guest));
+        if (enable) {
+            REQUIRE(exchange(R"({"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}})") == R"({"return": {}})");
+            REQUIRE(session->oob_enabled());
+        } else {
+            negotiate();
+        }
+    }
+};
+
+} // namespace
+
+TEST_CASE("qmp_capabilities enables oob when offered, and only for that session", "[session][oob]")
+{
+    SessionHarness harness;
+    CHECK(harness.exchange(R"({"execute": "qmp_capabilities", "arguments": {"enable": ["oob", "oob"]}, "id": 1})")
+        == R"({"return": {}, "id": 1})");
+    CHECK(harness.session->negotiated());
+    CHECK(harness.session->oob_enabled());
+    SessionHarness other;
+    other.negotiate();
+    CHECK_FALSE(other.session->oob_enabled());
+    // Unknown capabilities are refused as before, and leave the session unnegotiated.
+    SessionHarness third;
+    CHECK(third.exchange(R"({"execute": "qmp_capabilities", "arguments": {"enable": ["oob", "x"]}})")
+        == generic("Parameter 'enable[1]' does not accept value 'x'") + "}");
+    CHECK_FALSE(third.session->negotiated());
+}
+
+TEST_CASE("exec-oob without oob enabled is an unexpected member, answered in order", "[session][oob]")
+{
+    OobHarness harness(false);
+    // Before negotiation too.
+    SessionHarness fresh;
+    CHECK(fresh.exchange(R"({"exec-oob": "qmp_capabilities", "id": 0})")
+        == generic("QMP input member 'exec-oob' is unexpected") + R"(, "id": 0})");
+    // Behind a running command it waits its turn, as every request did before oob existed.
+    CHECK(harness.feed(R"({"execute": "slow", "id": 1}{"exec-oob": "peek", "id": 2})").empty());
+    CHECK_FALSE(harness.session->wants_input());
+    harness.lines.clear();
+    harness.pending.at(0)(Json::object());
+    CHECK(harness.lines
+        == Lines { R"({"return": {}, "id": 1})", generic("QMP input member 'exec-oob' is unexpected") + R"(, "id": 2})" });
+    CHECK(harness.peeks == 0);
+}
+
+TEST_CASE("exec-oob answers ahead of an in-band command still running", "[session][oob]")
+{
+    OobHarness harness;
+    CHECK(harness.feed(R"({"execute": "slow", "id": 1}{"execute": "fast", "id": 2}{"exec-oob": "peek", "id": 3})")
+        == Lines { R"({"return": {"peeks": 1}, "id": 3})" });
+    // The in-band queue keeps reading open while the slow one runs, so a later exec-oob gets in too.
+    CHECK(harness.session->wants_input());
+    CHECK(harness.session->backlog() == 2);
+    CHECK(harness.feed(R"({"execute": "fast", "id": 4}{"exec-oob": "peek", "arguments": {"n": 1}, "id": 5})")
+        == Lines { R"({"return": {"peeks": 2}, "id": 5})" });
+    harness.lines.clear();
+    harness.pending.at(0)(Json::object());
+    // In-band replies keep their order.
+    CHECK(harness.lines == Lines { R"({"return": {}, "id": 1})", R"({"return": {}, "id": 2})", R"({"return": {}, "id": 4})" });
+    CHECK(harness.session->backlog() == 0);
+}
+
+TEST_CASE("exec-oob answers while a command waits for the guest and while guest commands queue", "[session][oob]")
+{
+    OobHarness harness;
+    CHECK(harness.feed(R"({"execute": "guest", "id": "g1"}{"execute": "slow", "id": "s"}{"execute": "guest", "id": "g2"})"
+                       R"({"exec-oob": "peek", "id": "o"})")
+        == Lines { R"({"return": {"peeks": 1}, "id": "o"})" });
+    REQUIRE(harness.guest_pending.size() == 1);
+    REQUIRE(harness.pending.size() == 1);
+    harness.lines.clear();
+    harness.guest_pending[0](Json::object());
+    CHECK(harness.lines == Lines { R"({"return": {}, "id": "g1"})" });
+    // g2 still waits for slow, sent before it; oob does not change that.
+    CHECK(harness.guest_pending.size() == 1);
+    harness.lines.clear();
+    harness.pending[0](Json::object());
+    CHECK(harness.lines == Lines { R"({"return": {}, "id": "s"})" });
+    REQUIRE(harness.guest_pending.size() == 2);
+    harness.guest_pending[1](Json::object());
+    CHECK(harness.session->backlog() == 0);
+}
+
+TEST_CASE("exec-oob gets QEMU's errors, at once", "[session][oob]")
+{
+    OobHarness harness;
+    REQUIRE(harness.feed(R"({"execute": "slow", "id": 0})").empty());
+    CHECK(harness.exchange(R"({"exec-oob": "fast", "id": 1})") == generic("The command fast does not support OOB") + R"(, "id": 1})");
+    CHECK(harness.exchange(R"({"exec-oob": "slow", "id": 2})") == generic("The command slow does not support OOB") + R"(, "id": 2})");
+    CHECK(harness.exchange(R"({"exec-oob": "guest", "id": 3})") == generic("The command guest does not support OOB") + R"(, "id": 3})");
+    CHECK(harness.exchange(R"({"exec-oob": "qmp_capabilities", "id": 4})")
+        == generic("The command qmp_capabilities does not support OOB") + R"(, "id": 4})");
+    CHECK(harness.exchange(R"({"exec-oob": "nope", "id": 5})")
+        == R"({"error": {"class": "CommandNotFound", "desc": "The command nope has not been found"}, "id": 5})");
+    CHECK(harness.exchange(R"({"exec-oob": 7, "id": 6})") == generic("QMP input member 'exec-oob' must be a string") + R"(, "id": 6})");
+    CHECK(harness.exchange(R"({"exec-oob": "peek", "arguments": {"n": "x"}, "id": 7})")
+        == generic("Invalid parameter type for 'n', expected: integer") + R"(, "id": 7})");
+    CHECK(harness.exchange(R"({"exec-oob": "peek", "arguments": [], "id": 8})")
+        == generic("QMP input member 'arguments' must be an object") + R"(, "id": 8})");
+    CHECK(harness.exchange(R"({"exec-oob": "peek", "bogus": 1, "id": 9})") == generic("QMP input member 'bogus' is unexpected") + R"(, "id": 9})");
+    // No id is needed (QEMU advises one: the reply may come before earlier ones).
+    CHECK(harness.exchange(R"({"exec-oob": "peek"})") == R"({"return": {"peeks": 1}})");
+    CHECK(harness.peeks == 1);
+    // Both keys: an in-band request (QEMU's qmp_is_oob()), refused in its turn.
+    CHECK(harness.feed(R"({"execute": "peek", "exec-oob": "peek", "id": 10})").empty());
+    harness.lines.clear();
+    harness.pending.at(0)(Json::object());
+    CHECK(harness.lines
+        == Lines { R"({"return": {}, "id": 0})", generic("QMP input member 'execute' clashes with 'exec-oob'") + R"(, "id": 10})" });
+    // An allow-oob command sent with execute is an ordinary in-band request.
+    CHECK(harness.exchange(R"({"execute": "peek", "id": 11})") == R"({"return": {"peeks": 2}, "id": 11})");
+}
+
+TEST_CASE("exec-oob sent with the qmp_capabilities that enables oob runs after it", "[session][oob]")
+{
+    SessionHarness harness;
+    Command peek { "peek", {}, [](Json const&, Reply reply) { reply(Json::object()); } };
+    peek.allow_oob = true;
+    harness.table.add(std::move(peek));
+    CHECK(harness.feed(R"({"exec-oob": "peek", "id": 1}{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}, "id": 2})"
+                       R"({"exec-oob": "peek", "id": 3})")
+        == Lines { generic("QMP input member 'exec-oob' is unexpected") + R"(, "id": 1})",
+            R"({"return": {}, "id": 2})", R"({"return": {}, "id": 3})" });
+}
+
+TEST_CASE("with oob, reading stops once MAX_QUEUED_REQUESTS in-band requests queue, as QEMU", "[session][oob]")
+{
+    OobHarness harness;
+    std::string requests = R"({"execute": "slow"})";
+    for (size_t i = 0; i + 1 < vmm::qmp::Session::MAX_QUEUED_REQUESTS; ++i)
+        requests += R"({"execute": "fast"})";
+    CHECK(harness.feed(requests).empty());
+    CHECK(harness.session->wants_input()); // 7 queued behind the running one
+    CHECK(harness.feed(R"({"execute": "fast"})").empty());
+    CHECK_FALSE(harness.session->wants_input());
+    size_t drained_before = harness.drained;
+    harness.pending.at(0)(Json::object());
+    CHECK(harness.lines.size() == vmm::qmp::Session::MAX_QUEUED_REQUESTS + 1);
+    CHECK(harness.session->wants_input());
+    CHECK(harness.drained == drained_before + 1);
+}
+
+TEST_CASE("an out-of-band command that answers late is counted in the backlog", "[session][oob]")
+{
+    SessionHarness harness;
+    std::vector<Reply> pending;
+    Command late { "late", {}, [&pending](Json const&, Reply reply) { pending.push_back(std::move(reply)); } };
+    late.allow_oob = true;
+    harness.table.add(std::move(late));
+    harness.table.add({ "fast", {}, [](Json const&, Reply reply) { reply(Json::object()); } });
+    REQUIRE(harness.exchange(R"({"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}})") == R"({"return": {}})");
+    CHECK(harness.feed(R"({"exec-oob": "late", "id": 1}{"execute": "fast", "id": 2})") == Lines { R"({"return": {}, "id": 2})" });
+    CHECK(harness.session->backlog() == 1);
+    harness.lines.clear();
+    pending.at(0)(Json::object());
+    CHECK(harness.lines == Lines { R"({"return": {}, "id": 1})" });
+    CHECK(harness.session->backlog() == 0);
 }

@@ -45,7 +45,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::string const GREETING
-    = R"({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 9}, "package": "cpuplug-test"}, "capabilities": []}})";
+    = R"({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 9}, "package": "cpuplug-test"}, "capabilities": ["oob"]}})";
 std::string const RUNNING = R"({"return": {"running": true, "status": "running"}})";
 
 template<typename Condition>
@@ -885,6 +885,63 @@ TEST_CASE("while a command runs the server leaves the client's further input in 
     REQUIRE(wait_until([&] { return fixture.slow_started.load(std::memory_order_acquire) == 1; }));
     // 8 MiB of requests cannot fit in the kernel's buffers: the write must stall rather than fill the
     // server's memory.
+    std::string flood;
+    while (flood.size() < (8u << 20))
+        flood += R"({"execute": "query-status"})";
+    CHECK_FALSE(client->send(flood, 1s));
+    fixture.on_io([&fixture] { fixture.slow_replies.at(0)(Json::object()); });
+    CHECK(client->line() == R"({"return": {}, "id": 1})");
+    CHECK(client->line() == RUNNING);
+}
+
+TEST_CASE("with oob enabled an exec-oob is read and answered while an in-band command waits", "[server][oob]")
+{
+    ServerFixture fixture;
+    auto path = fixture.listen_unix();
+    fixture.start();
+    auto client = TestClient::connect_unix(path);
+    REQUIRE(client->line() == GREETING);
+    REQUIRE(client->exchange(R"({"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}})") == R"({"return": {}})");
+    REQUIRE(client->send(R"({"execute": "slow", "id": 1}{"execute": "query-status", "id": 2})"));
+    REQUIRE(wait_until([&] { return fixture.slow_started.load(std::memory_order_acquire) == 1; }));
+    CHECK(client->quiet(20ms));
+    // Sent after the in-band ones, in another write: read and answered at once.
+    CHECK(client->exchange(R"({"exec-oob": "query-status", "id": "oob"})")
+        == R"({"return": {"running": true, "status": "running"}, "id": "oob"})");
+    CHECK(client->exchange(R"({"exec-oob": "stop", "id": "no"})")
+        == R"({"error": {"class": "GenericError", "desc": "The command stop does not support OOB"}, "id": "no"})");
+    fixture.on_io([&fixture] { fixture.slow_replies.at(0)(Json { { "done", true } }); });
+    CHECK(client->line() == R"({"return": {"done": true}, "id": 1})");
+    CHECK(client->line() == R"({"return": {"running": true, "status": "running"}, "id": 2})");
+}
+
+TEST_CASE("without oob enabled an exec-oob waits its turn behind a running command", "[server][oob]")
+{
+    ServerFixture fixture;
+    auto path = fixture.listen_unix();
+    fixture.start();
+    auto client = TestClient::connect_unix(path);
+    client->greet_and_negotiate();
+    REQUIRE(client->send(R"({"execute": "slow", "id": 1})"));
+    REQUIRE(wait_until([&] { return fixture.slow_started.load(std::memory_order_acquire) == 1; }));
+    REQUIRE(client->send(R"({"exec-oob": "query-status", "id": 2})"));
+    CHECK(client->quiet(50ms));
+    fixture.on_io([&fixture] { fixture.slow_replies.at(0)(Json::object()); });
+    CHECK(client->line() == R"({"return": {}, "id": 1})");
+    CHECK(client->line()
+        == R"({"error": {"class": "GenericError", "desc": "QMP input member 'exec-oob' is unexpected"}, "id": 2})");
+}
+
+TEST_CASE("with oob enabled a flood behind a running command still stays in the socket", "[server][oob]")
+{
+    ServerFixture fixture;
+    auto path = fixture.listen_unix();
+    fixture.start();
+    auto client = TestClient::connect_unix(path);
+    REQUIRE(client->line() == GREETING);
+    REQUIRE(client->exchange(R"({"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}})") == R"({"return": {}})");
+    REQUIRE(client->send(R"({"execute": "slow", "id": 1})"));
+    REQUIRE(wait_until([&] { return fixture.slow_started.load(std::memory_order_acquire) == 1; }));
     std::string flood;
     while (flood.size() < (8u << 20))
         flood += R"({"execute": "query-status"})";

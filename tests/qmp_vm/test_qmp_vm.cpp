@@ -9,6 +9,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <thread>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -30,15 +31,13 @@ TEST_CASE("the greeting and capability negotiation are QEMU's", "[qmp]")
     auto parsed = Json::parse(*greeting);
     CHECK(parsed["QMP"]["version"]["qemu"] == Json { { "micro", 0 }, { "minor", 2 }, { "major", 9 } });
     CHECK(std::string(parsed["QMP"]["version"]["package"]).starts_with("cpuplug "));
-    CHECK(parsed["QMP"]["capabilities"] == Json::array());
+    CHECK(parsed["QMP"]["capabilities"] == Json::array({ "oob" }));
 
     // Before negotiation only qmp_capabilities works; events are not sent.
     CHECK(raw->execute("query-status", std::nullopt, 0)
         == with_id(error("CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'"), 0));
     CHECK(raw->execute("no-such-command")
         == error("CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'"));
-    CHECK(raw->execute("qmp_capabilities", Json { { "enable", { "oob" } } })
-        == error("GenericError", "Capability oob not available"));
     CHECK(raw->execute("qmp_capabilities", Json { { "enable", { "magic" } } })
         == error("GenericError", "Parameter 'enable[0]' does not accept value 'magic'"));
     CHECK(raw->execute("qmp_capabilities", std::nullopt, "n") == with_id(ok(), "n"));
@@ -574,4 +573,59 @@ TEST_CASE("qom-list and qom-get reach boot and hot-plugged CPUs at the paths que
         == error("DeviceNotFound", "Device '/machine/peripheral/cpu2' not found"));
     CHECK(get("/machine/unattached/device[0]", "foo")
         == error("GenericError", "Property 'host-x86_64-cpu.foo' not found"));
+}
+
+TEST_CASE("with oob enabled exec-oob queries are answered while an in-band command waits for the guest", "[qmp]")
+{
+    RunningVm vm({ "--cpus", "2", "--hotplug" }, 2);
+    auto client = QmpClient::connect_unix(vm.socket);
+    REQUIRE(client);
+    CHECK(client->greeting()["QMP"]["capabilities"] == Json::array({ "oob" }));
+    CHECK(client->execute("qmp_capabilities", Json { { "enable", { "oob" } } }) == ok());
+    // The guest answers x- commands once it has set up its control page, a little after its banner.
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    for (;;) {
+        auto query = client->execute("x-query-cpuhp");
+        REQUIRE(query);
+        if (query->contains("return"))
+            break;
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        std::this_thread::sleep_for(20ms);
+    }
+    REQUIRE(client->execute("stop") == ok()); // a paused guest cannot answer x-query-cpuhp
+    REQUIRE(client->send(Json { { "execute", "x-query-cpuhp" }, { "id", "guest" } }));
+    // The guest call is still waiting (it gives up after 30 s); out-of-band queries answer at once.
+    REQUIRE(client->send(Json { { "exec-oob", "query-status" }, { "id", "oob-status" } }));
+    auto status = client->read_reply(5s);
+    REQUIRE(status);
+    CHECK(*status == with_id(Json { { "return", { { "running", false }, { "status", "paused" } } } }, "oob-status"));
+    REQUIRE(client->send(Json { { "exec-oob", "query-cpus-fast" }, { "id", "oob-cpus" } }));
+    auto cpus = client->read_reply(5s);
+    REQUIRE(cpus);
+    CHECK((*cpus)["id"] == "oob-cpus");
+    CHECK((*cpus)["return"].size() == 2);
+    REQUIRE(client->send(Json { { "exec-oob", "quit" }, { "id", "oob-quit" } }));
+    auto refused = client->read_reply(5s);
+    REQUIRE(refused);
+    CHECK(*refused == with_id(error("GenericError", "The command quit does not support OOB"), "oob-quit"));
+    // Once the guest runs again it answers the call that waited.
+    REQUIRE(client->send(Json { { "execute", "cont" }, { "id", "cont" } }));
+    auto cont = client->read_reply(5s);
+    REQUIRE(cont);
+    CHECK(*cont == with_id(ok(), "cont"));
+    auto guest = client->read_reply(20s);
+    REQUIRE(guest);
+    CHECK((*guest)["id"] == "guest");
+    CHECK(guest->contains("return"));
+}
+
+TEST_CASE("without oob enabled exec-oob is refused in its turn", "[qmp]")
+{
+    RunningVm vm({ "--cpus", "1" }, 1);
+    auto client = vm.client();
+    CHECK(client->execute("query-status", std::nullopt, 1) == with_id(Json { { "return", { { "running", true }, { "status", "running" } } } }, 1));
+    REQUIRE(client->send(Json { { "exec-oob", "query-status" }, { "id", 2 } }));
+    auto reply = client->read_reply();
+    REQUIRE(reply);
+    CHECK(*reply == with_id(error("GenericError", "QMP input member 'exec-oob' is unexpected"), 2));
 }

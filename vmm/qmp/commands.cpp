@@ -38,24 +38,35 @@ Json cpu_props(CpuSlot const& slot, bool with_die)
     return props;
 }
 
+namespace {
+
+// A query that answers at once from state on the io thread, and so may run out of band (docs/qmp.md).
+Command out_of_band(Command command)
+{
+    command.allow_oob = true;
+    return command;
+}
+
+} // namespace
+
 void add_machine_commands(CommandTable& table, Backend& backend, Json version)
 {
-    table.add({ "query-version", {}, [version](Json const&, Reply reply) { reply(version); } });
+    table.add(out_of_band({ "query-version", {}, [version](Json const&, Reply reply) { reply(version); } }));
 
-    table.add({ "query-commands", {}, [&table](Json const&, Reply reply) {
+    table.add(out_of_band({ "query-commands", {}, [&table](Json const&, Reply reply) {
                    Json list = Json::array();
                    list.push_back({ { "name", "qmp_capabilities" } }); // served by the session itself
                    for (auto const& name : table.names())
                        list.push_back({ { "name", name } });
                    reply(std::move(list));
-               } });
+               } }));
 
-    table.add({ "query-status", {}, [&backend](Json const&, Reply reply) {
+    table.add(out_of_band({ "query-status", {}, [&backend](Json const&, Reply reply) {
                    auto state = backend.run_state();
                    reply(Json { { "running", state == RunState::Running }, { "status", to_string(state) } });
-               } });
+               } }));
 
-    table.add({ "query-cpus-fast", {}, [&backend](Json const&, Reply reply) {
+    table.add(out_of_band({ "query-cpus-fast", {}, [&backend](Json const&, Reply reply) {
                    Json list = Json::array();
                    bool dies = backend.has_dies();
                    for (auto const& slot : backend.cpu_slots()) {
@@ -70,9 +81,9 @@ void add_machine_commands(CommandTable& table, Backend& backend, Json version)
                        list.push_back(std::move(cpu));
                    }
                    reply(std::move(list));
-               } });
+               } }));
 
-    table.add({ "query-hotpluggable-cpus", {}, [&backend](Json const&, Reply reply) {
+    table.add(out_of_band({ "query-hotpluggable-cpus", {}, [&backend](Json const&, Reply reply) {
                    // Highest index first, as QEMU builds the list by prepending.
                    auto slots = backend.cpu_slots();
                    bool dies = backend.has_dies();
@@ -88,7 +99,7 @@ void add_machine_commands(CommandTable& table, Backend& backend, Json version)
                        list.push_back(std::move(cpu));
                    }
                    reply(std::move(list));
-               } });
+               } }));
 
     table.add({ "stop", {}, [&backend](Json const&, Reply reply) { backend.stop(std::move(reply)); } });
     table.add({ "cont", {}, [&backend](Json const&, Reply reply) { backend.cont(std::move(reply)); } });

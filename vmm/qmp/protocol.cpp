@@ -1,8 +1,11 @@
 // Session: framing by JsonStream, then QEMU's order of checks (qapi/qmp-dispatch.c): a JSON object, only
-// known members, `execute` a string, `arguments` an object, negotiation state, the command, its arguments.
+// known members, `execute` (or `exec-oob`) a string, `arguments` an object, negotiation state, the command,
+// whether it may run out of band, its arguments.
 #include "protocol.hpp"
 
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include <limits>
 
@@ -113,11 +116,12 @@ std::optional<Error> check_arguments(Command const& command, Json const& argumen
     return std::nullopt;
 }
 
-Session::Session(CommandTable const& commands, Callbacks callbacks)
+Session::Session(CommandTable const& commands, Callbacks callbacks, bool offer_oob)
     : m_commands(commands)
     , m_callbacks(std::move(callbacks))
     , m_stream({ [this](std::string text) { enqueue({ std::move(text), {} }); },
         [this](std::string reason) { enqueue({ std::nullopt, std::move(reason) }); } })
+    , m_offer_oob(offer_oob)
 {
 }
 
@@ -129,18 +133,29 @@ void Session::enqueue(Item item)
     bool guest = false;
     if (item.text) {
         Json request = Json::parse(*item.text, nullptr, false);
-        if (request.is_object())
-            if (auto execute = request.find("execute"); execute != request.end() && execute->is_string())
+        if (request.is_object()) {
+            auto execute = request.find("execute");
+            if (execute != request.end() && execute->is_string())
                 if (auto const* command = m_commands.find(execute->get<std::string>()))
                     guest = command->waits_for_guest;
+            // As QEMU: `exec-oob` without `execute` marks an out-of-band request, whatever else it holds;
+            // it jumps the queue only once oob is enabled (pump), and is checked in full when it runs.
+            item.oob = execute == request.end() && request.contains("exec-oob");
+        }
     }
+    // Out-of-band requests wait in the in-band queue, in their place: until oob is enabled they are
+    // in-band requests (which fail: 'exec-oob' is unexpected then).
     (guest ? m_guest_queue : m_queue).push_back(std::move(item));
 }
 
 void Session::greet(Json const& version)
 {
-    // No out-of-band execution: the capability list is empty, as QEMU's is without OOB.
-    send(Json { { "QMP", { { "version", version }, { "capabilities", Json::array() } } } });
+    // QEMU offers out-of-band execution on a monitor with its own I/O thread (every socket); here every
+    // session can do it.
+    Json capabilities = Json::array();
+    if (m_offer_oob)
+        capabilities.push_back("oob");
+    send(Json { { "QMP", { { "version", version }, { "capabilities", capabilities } } } });
 }
 
 void Session::feed(std::string_view bytes)
@@ -171,7 +186,18 @@ void Session::pump()
     // Requests from m_queue run one at a time, in order. A guest-waiting one goes when no other runs and
     // every request before it has been answered, whether or not a later, ordinary one is running (which
     // must not hold it back: that one might wait long, and the guest command came first).
+    // Out-of-band requests (once enabled) go first, whatever runs or waits.
     while (!m_closed) {
+        if (m_oob) {
+            auto oob = std::find_if(m_queue.begin(), m_queue.end(), [](Item const& item) { return item.oob; });
+            if (oob != m_queue.end()) {
+                Item item = std::move(*oob);
+                m_queue.erase(oob);
+                ++m_oob_running;
+                process(item, Lane::OutOfBand);
+                continue;
+            }
+        }
         uint64_t first_unanswered = m_busy ? m_busy_number
             : m_queue.empty()              ? std::numeric_limits<uint64_t>::max()
                                            : m_queue.front().number;
@@ -188,7 +214,7 @@ void Session::pump()
         (guest ? m_guest_busy : m_busy) = true;
         if (!guest)
             m_busy_number = item.number;
-        process(item, guest);
+        process(item, guest ? Lane::Guest : Lane::InBand);
     }
     m_pumping = false;
     if (wants_input() && !m_closed && m_callbacks.drained)
@@ -239,19 +265,35 @@ Outcome Session::negotiate(Json const& arguments)
     }
     if (m_negotiated)
         return cpuplug::unexpected(Error { COMMAND_NOT_FOUND, "Capabilities negotiation is already complete, command ignored" });
-    if (wants_oob) // this server offers no out-of-band execution
+    if (wants_oob && !m_offer_oob)
         return cpuplug::unexpected(generic_error("Capability oob not available"));
+    m_oob = wants_oob;
     m_negotiated = true;
     return Json::object();
 }
 
-void Session::process(Item const& item, bool guest)
+void Session::release(Lane lane)
+{
+    switch (lane) {
+    case Lane::InBand:
+        m_busy = false;
+        break;
+    case Lane::Guest:
+        m_guest_busy = false;
+        break;
+    case Lane::OutOfBand:
+        --m_oob_running;
+        break;
+    }
+}
+
+void Session::process(Item const& item, Lane lane)
 {
     std::optional<Json> id;
     uint64_t number = item.number;
-    auto finish = [this, &id, number, guest](Outcome outcome) {
+    auto finish = [this, &id, number, lane](Outcome outcome) {
         respond(std::move(outcome), id, number);
-        (guest ? m_guest_busy : m_busy) = false;
+        release(lane);
     };
 
     Json request;
@@ -268,18 +310,30 @@ void Session::process(Item const& item, bool guest)
     }
     if (auto it = request.find("id"); it != request.end())
         id = *it; // echoed verbatim, whatever its type, from here on
+    // `exec-oob` is a known member only on a connection that enabled oob, as QEMU's allow_oob.
     for (auto const& [key, value] : request.items())
-        if (key != "execute" && key != "arguments" && key != "id") {
+        if (key != "execute" && key != "arguments" && key != "id" && !(key == "exec-oob" && m_oob)) {
             finish(cpuplug::unexpected(generic_error(fmt::format("QMP input member '{}' is unexpected", key))));
             return;
         }
     auto execute = request.find("execute");
+    bool oob = false;
+    if (auto exec_oob = request.find("exec-oob"); exec_oob != request.end()) {
+        if (execute != request.end()) {
+            // QEMU names whichever of the two its hash table yields second; here always this one.
+            finish(cpuplug::unexpected(generic_error("QMP input member 'execute' clashes with 'exec-oob'")));
+            return;
+        }
+        execute = exec_oob;
+        oob = true;
+    }
     if (execute == request.end()) {
         finish(cpuplug::unexpected(generic_error("QMP input lacks member 'execute'")));
         return;
     }
     if (!execute->is_string()) {
-        finish(cpuplug::unexpected(generic_error("QMP input member 'execute' must be a string")));
+        finish(cpuplug::unexpected(
+            generic_error(fmt::format("QMP input member '{}' must be a string", oob ? "exec-oob" : "execute"))));
         return;
     }
     Json arguments = Json::object();
@@ -293,7 +347,9 @@ void Session::process(Item const& item, bool guest)
     auto name = execute->get<std::string>();
 
     if (name == "qmp_capabilities") {
-        finish(negotiate(arguments));
+        // QEMU's qmp_capabilities is not 'allow-oob' (and exec-oob needs negotiation done).
+        finish(oob ? cpuplug::unexpected(generic_error("The command qmp_capabilities does not support OOB"))
+                   : negotiate(arguments));
         return;
     }
     if (!m_negotiated) {
@@ -306,6 +362,10 @@ void Session::process(Item const& item, bool guest)
         finish(cpuplug::unexpected(Error { COMMAND_NOT_FOUND, fmt::format("The command {} has not been found", name) }));
         return;
     }
+    if (oob && !command->allow_oob) {
+        finish(cpuplug::unexpected(generic_error(fmt::format("The command {} does not support OOB", name))));
+        return;
+    }
     if (auto error = check_arguments(*command, arguments)) {
         finish(cpuplug::unexpected(*error));
         return;
@@ -314,7 +374,7 @@ void Session::process(Item const& item, bool guest)
     std::weak_ptr<Session> weak = weak_from_this();
     auto answered = std::make_shared<bool>(false);
     try {
-        command->handler(arguments, [weak, id, answered, number, guest](Outcome outcome) {
+        command->handler(arguments, [weak, id, answered, number, lane](Outcome outcome) {
             if (*answered)
                 return; // a second answer would break the one-reply-per-request rule; the first stands
             *answered = true;
@@ -322,7 +382,7 @@ void Session::process(Item const& item, bool guest)
             if (!self)
                 return; // the client left; the command ran to its end regardless
             self->respond(std::move(outcome), id, number);
-            (guest ? self->m_guest_busy : self->m_busy) = false;
+            self->release(lane);
             self->pump();
         });
     } catch (std::exception const& error) {

@@ -1,8 +1,10 @@
 // The QMP protocol for one client, without I/O: it takes bytes and hands out lines. Greeting, capability
 // negotiation, request framing and validation, `id` echo, QEMU's error classes and words, and one request
 // at a time so replies keep the order of the requests, except that a command waiting for the guest's
-// software does not hold back the ones after it (Command::waits_for_guest). The server (server.hpp) wires
-// it to a socket; the tests and the fuzzer drive it directly.
+// software does not hold back the ones after it (Command::waits_for_guest), and, once the client enabled
+// the `oob` capability, `exec-oob` requests run at once, ahead of the in-band ones still queued or running
+// (Command::allow_oob). The server (server.hpp) wires it to a socket; the tests and the fuzzer drive it
+// directly.
 #pragma once
 
 #include "json_format.hpp"
@@ -55,6 +57,10 @@ struct Command {
     // `query-status` or `quit` never wait on the guest. Such commands run one at a time, in order, each
     // once every request before it has been answered.
     bool waits_for_guest { false };
+    // It may be sent with `exec-oob` (QEMU's 'allow-oob': true) once the client enabled the `oob`
+    // capability: it then runs as soon as it is read, ahead of in-band requests queued or still waiting
+    // for their answers. Only for commands that answer at once and never wait.
+    bool allow_oob { false };
 };
 
 class CommandTable {
@@ -85,9 +91,13 @@ public:
     };
     // Guest-waiting requests that may wait in the queue behind the one running before reading stops.
     static constexpr size_t MAX_QUEUED_GUEST_CALLS = 8;
+    // With out-of-band execution enabled, in-band requests that may wait in the queues (behind the ones
+    // running) before reading stops: QEMU's QMP_REQ_QUEUE_LEN_MAX.
+    static constexpr size_t MAX_QUEUED_REQUESTS = 8;
 
-    // Own it with a shared_ptr: asynchronous replies hold a weak_ptr to it.
-    Session(CommandTable const& commands, Callbacks callbacks);
+    // Own it with a shared_ptr: asynchronous replies hold a weak_ptr to it. `offer_oob`: whether the
+    // greeting offers the `oob` capability (QEMU offers it on every socket monitor).
+    Session(CommandTable const& commands, Callbacks callbacks, bool offer_oob = true);
 
     // The greeting, with the version object of query-version.
     void greet(Json const& version);
@@ -95,11 +105,24 @@ public:
     // An event line (already formatted); dropped unless capabilities were negotiated.
     void event(std::string const& line);
     bool negotiated() const { return m_negotiated; }
+    // Whether the client enabled out-of-band execution (`qmp_capabilities` with `enable: ["oob"]`).
+    bool oob_enabled() const { return m_oob; }
     // Requests received and not yet answered.
-    size_t backlog() const { return m_queue.size() + m_guest_queue.size() + (m_busy ? 1 : 0) + (m_guest_busy ? 1 : 0); }
-    // Whether more input may be read: nothing is queued or running but guest-waiting commands, and few of
-    // those. Otherwise the server leaves the rest in the socket, so a client's writes block, not our memory.
-    bool wants_input() const { return !m_busy && m_queue.empty() && m_guest_queue.size() < MAX_QUEUED_GUEST_CALLS; }
+    size_t backlog() const
+    {
+        return m_queue.size() + m_guest_queue.size() + (m_busy ? 1 : 0) + (m_guest_busy ? 1 : 0) + m_oob_running;
+    }
+    // Whether more input may be read. Without out-of-band execution: nothing is queued or running but
+    // guest-waiting commands, and few of those. With it, as QEMU: fewer than MAX_QUEUED_REQUESTS in-band
+    // requests wait in the queues, whatever runs, so an `exec-oob` still gets read and answered while an
+    // in-band command waits. Otherwise the server leaves the rest in the socket, so a client's writes
+    // block, not our memory.
+    bool wants_input() const
+    {
+        if (m_oob)
+            return m_queue.size() + m_guest_queue.size() < MAX_QUEUED_REQUESTS;
+        return !m_busy && m_queue.empty() && m_guest_queue.size() < MAX_QUEUED_GUEST_CALLS;
+    }
     // The client is gone: late replies are dropped.
     void close() { m_closed = true; }
 
@@ -108,10 +131,14 @@ private:
         std::optional<std::string> text;  // a message, or
         std::string error;                // a framing error
         uint64_t number { 0 };            // of the request, from 0
+        bool oob { false };               // it has `exec-oob` and no `execute` (QEMU's qmp_is_oob())
     };
+    // Where a request runs: in order, in the guest-waiting queue, or out of band.
+    enum class Lane { InBand, Guest, OutOfBand };
     void enqueue(Item item);
     void pump();
-    void process(Item const& item, bool guest);
+    void process(Item const& item, Lane lane);
+    void release(Lane lane);
     Outcome negotiate(Json const& arguments);
     void respond(Outcome outcome, std::optional<Json> const& id, uint64_t number);
     void send(Json const& message);
@@ -125,7 +152,10 @@ private:
     bool m_busy { false };          // a command from m_queue is running; its reply has not come yet
     uint64_t m_busy_number { 0 };   // the number of that command, while m_busy
     bool m_guest_busy { false };    // one from m_guest_queue is
+    size_t m_oob_running { 0 };     // out-of-band commands whose reply has not come yet
     bool m_pumping { false }; // inside pump(): a synchronous reply must not recurse into it
+    bool m_offer_oob { true };
+    bool m_oob { false };           // out-of-band execution enabled
     bool m_negotiated { false };
     bool m_closed { false };
 };
