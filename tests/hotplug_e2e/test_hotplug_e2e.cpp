@@ -528,12 +528,23 @@ TEST_CASE("device_del at any point of a plug ends with the CPU ejected and its s
     auto add_c = [&] { REQUIRE(vm.add("c", 1, 0, 1) == ok()); };
     auto del_c = [&] { REQUIRE(vm.qmp->execute("device_del", Json { { "id", "c" } }) == ok()); };
     bool insert_answered = false; // the point itself waited for (and took) the insertion's _OST
+    // Events come in order with the replies: none of CPU 5 coming online before device_del's reply means
+    // the removal was asked for while the guest was still inserting the CPU.
+    auto still_inserting = [&] {
+        return std::none_of(vm.qmp->events().begin(), vm.qmp->events().end(), [](Json const& e) {
+            return e["event"] == "CPU_ONLINE" && e["data"]["cpu-index"] == 5;
+        });
+    };
     struct Point {
         char const* name;
         std::function<void()> run; // device_add, a wait, device_del
     };
     std::vector<Point> points {
-        { "right after device_add returned", [&] { add_c(); del_c(); } },
+        { "right after device_add returned", [&] {
+             add_c();
+             del_c();
+             CHECK(still_inserting());
+         } },
         { "with device_add and device_del in one write", [&] {
              Json add { { "execute", "device_add" }, { "arguments", { { "driver", CPU_TYPE }, { "id", "c" },
                  { "socket-id", 1 }, { "core-id", 0 }, { "thread-id", 1 } } }, { "id", "add" } };
@@ -545,6 +556,7 @@ TEST_CASE("device_del at any point of a plug ends with the CPU ejected and its s
              REQUIRE(second);
              CHECK(*first == Json { { "return", Json::object() }, { "id", "add" } });
              CHECK(*second == Json { { "return", Json::object() }, { "id", "del" } });
+             CHECK(still_inserting());
          } },
         { "before the guest saw the insertion (VM stopped)", [&] {
              REQUIRE(vm.qmp->execute("stop") == ok());
@@ -556,8 +568,9 @@ TEST_CASE("device_del at any point of a plug ends with the CPU ejected and its s
          } },
         { "while the guest brings the CPU up", [&] {
              add_c();
-             std::this_thread::sleep_for(30ms);
+             std::this_thread::sleep_for(30ms); // the walk takes well under a millisecond, the INIT delay 100 ms
              del_c();
+             CHECK(still_inserting());
          } },
         { "after CPU_ONLINE", [&] {
              add_c();
