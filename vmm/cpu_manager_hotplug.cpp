@@ -8,6 +8,7 @@
 #include <guest/abi/cpu_hotplug.hpp>
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -77,17 +78,24 @@ cpuplug::Result<void, std::string> CpuManager::plug(std::vector<uint32_t> const&
 
 cpuplug::Result<void, std::string> CpuManager::unplug(std::vector<uint32_t> const& indexes)
 {
+    // A CPU still being plugged may be removed too, as in QEMU: the device then holds its insert and its
+    // remove event together, and the guest handles them in that order.
     for (auto index : indexes) {
         auto const& slot = m_slots[index];
-        if (!slot.present() || slot.op != Slot::Op::None || index == 0)
+        bool settled = slot.op == Slot::Op::None || slot.op == Slot::Op::Plugging;
+        if (!slot.present() || !settled || index == 0)
             return cpuplug::unexpected(fmt::format("CPU {} changed while the request waited; try again", index));
     }
     if (!m_hotplug->request_remove(indexes))
         return cpuplug::unexpected(std::string("the CPU hotplug device refused the removal"));
-    auto deadline = std::chrono::steady_clock::now() + m_unplug_timeout;
+    auto now = std::chrono::steady_clock::now();
     for (auto index : indexes) {
-        m_slots[index].op = Slot::Op::Unplugging;
-        m_slots[index].deadline = deadline;
+        auto& slot = m_slots[index];
+        // The guest brings a CPU still being plugged up first: its removal may take the rest of the plug's
+        // time as well as its own.
+        auto start = slot.op == Slot::Op::Plugging ? std::max(slot.deadline, now) : now;
+        slot.op = Slot::Op::Unplugging;
+        slot.deadline = start + m_unplug_timeout;
     }
     arm_hotplug_timer();
     return {}; // as QEMU: the request is sent; DEVICE_DELETED says it is done

@@ -64,7 +64,10 @@ bool eject(Registers& registers, uint32_t index)
 {
     registers.select(index);
     registers.control(hp::CONTROL_EJECT);
-    return (registers.read_status() & hp::STATUS_ENABLED) == 0;
+    // An insert event means the eject was taken and the VMM has already plugged the freed slot again
+    // (device_add right after DEVICE_DELETED); a refused eject leaves the CPU present without one.
+    uint8_t status = registers.read_status();
+    return (status & hp::STATUS_ENABLED) == 0 || (status & hp::STATUS_INSERT) != 0;
 }
 
 uint32_t read_arch_id(Registers& registers, uint32_t index)

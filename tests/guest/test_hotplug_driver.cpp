@@ -83,8 +83,11 @@ public:
             c.insert = false;
         else if (bits & hp::CONTROL_CLEAR_REMOVE)
             c.remove = false;
-        else if ((bits & hp::CONTROL_EJECT) && c.present && selector != 0 && !keep_ejected)
+        else if ((bits & hp::CONTROL_EJECT) && c.present && selector != 0 && !keep_ejected) {
             c.present = false;
+            if (replug_after_eject) // the VMM's device_add of the freed slot, before the guest looks again
+                c.present = c.insert = true;
+        }
     }
     uint32_t read_data() override
     {
@@ -124,6 +127,7 @@ public:
     hp::Command current { hp::Command::NextEvent };
     uint32_t ost_event { 0 };
     bool keep_ejected { false };
+    bool replug_after_eject { false };
     uint32_t (*hostile_data)(uint32_t) { nullptr };
 };
 
@@ -305,6 +309,22 @@ TEST_CASE("an eject the device ignores is seen in the status read after it", "[g
     block.keep_ejected = false;
     CHECK_FALSE(guest::hotplug::eject(block, 0)); // the boot CPU: QEMU refuses
     CHECK(guest::hotplug::eject(block, 2));
+}
+
+TEST_CASE("an eject followed at once by a new insertion of the slot is an eject done", "[guest][hotplug]")
+{
+    // The VMM frees the slot on the eject and may plug it again before the guest reads the status: the
+    // CPU then shows present again, with an insert event, which the next walk handles.
+    FakeBlock block(4);
+    block.cpus[2].present = true;
+    block.replug_after_eject = true;
+    CHECK(guest::hotplug::eject(block, 2));
+    CHECK(block.cpus[2].insert);
+    // A refused eject shows no insert event.
+    block.replug_after_eject = false;
+    block.keep_ejected = true;
+    block.cpus[2].insert = false;
+    CHECK_FALSE(guest::hotplug::eject(block, 2));
 }
 
 TEST_CASE("command 3 reads a CPU's arch id", "[guest][hotplug]")

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <dirent.h>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -514,6 +515,126 @@ TEST_CASE("a removal the guest began before the timeout still completes, with DE
     }
     CHECK(late);
     vm.plug("c", 5); // and the slot can be filled again
+}
+
+TEST_CASE("device_del at any point of a plug ends with the CPU ejected and its slot free", "[hotplug-e2e]")
+{
+    // As in QEMU, device_del is taken as soon as device_add has returned: the remove event joins the
+    // insert event, and the guest answers the insertion (bringing the CPU up) before it takes the CPU down
+    // and ejects it. A long INIT delay (100 ms) holds the guest inside its insertion, so the early points
+    // land before the guest has answered it.
+    HotplugVm vm({ "--cpus", TOPOLOGY, "--hotplug", "--cmdline", "cpu_init_udelay=100000" }, 2);
+    auto insert_ost = Json { { "device", "c" }, { "slot", "5" }, { "slot-type", "CPU" }, { "source", 1 }, { "status", 0 } };
+    auto add_c = [&] { REQUIRE(vm.add("c", 1, 0, 1) == ok()); };
+    auto del_c = [&] { REQUIRE(vm.qmp->execute("device_del", Json { { "id", "c" } }) == ok()); };
+    bool insert_answered = false; // the point itself waited for (and took) the insertion's _OST
+    // Events come in order with the replies: none of CPU 5 coming online before device_del's reply means
+    // the removal was asked for while the guest was still inserting the CPU.
+    auto still_inserting = [&] {
+        return std::none_of(vm.qmp->events().begin(), vm.qmp->events().end(), [](Json const& e) {
+            return e["event"] == "CPU_ONLINE" && e["data"]["cpu-index"] == 5;
+        });
+    };
+    struct Point {
+        char const* name;
+        std::function<void()> run; // device_add, a wait, device_del
+    };
+    std::vector<Point> points {
+        { "right after device_add returned", [&] {
+             add_c();
+             del_c();
+             CHECK(still_inserting());
+         } },
+        { "with device_add and device_del in one write", [&] {
+             Json add { { "execute", "device_add" }, { "arguments", { { "driver", CPU_TYPE }, { "id", "c" },
+                 { "socket-id", 1 }, { "core-id", 0 }, { "thread-id", 1 } } }, { "id", "add" } };
+             Json del { { "execute", "device_del" }, { "arguments", { { "id", "c" } } }, { "id", "del" } };
+             REQUIRE(vm.qmp->send_raw(add.dump() + "\n" + del.dump() + "\n"));
+             auto first = vm.qmp->read_reply(20s);
+             auto second = vm.qmp->read_reply(20s);
+             REQUIRE(first);
+             REQUIRE(second);
+             CHECK(*first == Json { { "return", Json::object() }, { "id", "add" } });
+             CHECK(*second == Json { { "return", Json::object() }, { "id", "del" } });
+             CHECK(still_inserting());
+         } },
+        { "before the guest saw the insertion (VM stopped)", [&] {
+             REQUIRE(vm.qmp->execute("stop") == ok());
+             add_c();
+             del_c();
+             CHECK(vm.qmp->execute("device_del", Json { { "id", "c" } })
+                 == error("GenericError", "Device c is already in the process of unplug"));
+             REQUIRE(vm.qmp->execute("cont") == ok());
+         } },
+        { "while the guest brings the CPU up", [&] {
+             add_c();
+             std::this_thread::sleep_for(30ms); // the walk takes well under a millisecond, the INIT delay 100 ms
+             del_c();
+             CHECK(still_inserting());
+         } },
+        { "after CPU_ONLINE", [&] {
+             add_c();
+             REQUIRE(vm.wait_for("CPU_ONLINE", "cpu-index", 5));
+             del_c();
+         } },
+        { "after the guest's _OST for the insertion", [&] {
+             add_c();
+             REQUIRE(vm.wait_for("ACPI_DEVICE_OST", "info", insert_ost));
+             insert_answered = true;
+             del_c();
+         } },
+    };
+    for (auto const& point : points) {
+        INFO(point.name);
+        (void)vm.qmp->take_events();
+        insert_answered = false;
+        point.run();
+        // Every event up to the CPU's DEVICE_DELETED, in order.
+        std::vector<Json> events;
+        auto deadline = std::chrono::steady_clock::now() + 30s;
+        auto deleted = [&] {
+            return std::any_of(events.begin(), events.end(), [](Json const& e) {
+                return e["event"] == "DEVICE_DELETED" && e["data"].value("device", "") == "c";
+            });
+        };
+        while (!deleted() && std::chrono::steady_clock::now() < deadline) {
+            vm.qmp->drain(5ms);
+            for (auto& event : vm.qmp->take_events())
+                events.push_back(std::move(event));
+        }
+        std::string names;
+        for (auto const& event : events)
+            names += event.dump() + "\n";
+        if (!deleted())
+            vm.process->collect_for(500ms);
+        INFO(names << vm.process->out() << vm.process->err());
+        REQUIRE(deleted());
+        // The insertion was answered before the eject request, and nothing failed.
+        auto find = [&](Json const& info) {
+            return std::find_if(events.begin(), events.end(), [&](Json const& e) {
+                return e["event"] == "ACPI_DEVICE_OST" && e["data"]["info"] == info;
+            });
+        };
+        auto inserted = find(insert_ost);
+        auto ejecting = find(Json { { "device", "c" }, { "slot", "5" }, { "slot-type", "CPU" }, { "source", 3 }, { "status", 0x84 } });
+        REQUIRE(ejecting != events.end());
+        if (!insert_answered) {
+            CHECK(inserted != events.end());
+            CHECK(inserted < ejecting);
+        }
+        for (auto const& event : events)
+            CHECK(event["event"] != "DEVICE_UNPLUG_GUEST_ERROR");
+        // The slot is free, the guest healthy, and the slot can be filled and emptied again.
+        CHECK(vm.cpu_indexes() == std::set<int> { 0, 1 });
+        CHECK(vm.hotpluggable_paths().count("/machine/peripheral/c") == 0);
+        CHECK(vm.cpuhp_cpu(5)["state"] == "offline");
+        CHECK(vm.cpuhp_cpu(5)["present"] == false);
+        CHECK(vm.cpuhp_cpu(1)["state"] == "online");
+        vm.plug("c", 5);
+        CHECK(vm.cpuhp_cpu(5)["state"] == "online");
+        vm.unplug("c");
+        vm.drain_console();
+    }
 }
 
 TEST_CASE("at either edge of the removal timeout a CPU ends removed or online, never offline and plugged", "[hotplug-e2e]")

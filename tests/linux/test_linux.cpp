@@ -327,6 +327,37 @@ void refused_unplug(char const* flavour)
     CHECK(vm.power_down(problems) == 0);
 }
 
+// device_del sent right after device_add returned, before Linux has handled the Device Check: Linux's
+// ACPI hotplug work takes the notifications in order, adding the CPU, then offlining and ejecting it.
+void del_during_plug(char const* flavour)
+{
+    LinuxVm vm(*find_kernel(flavour), "2,maxcpus=4");
+    REQUIRE(vm.booted() == range(0, 1));
+    REQUIRE(vm.execute("device_add", Json { { "driver", CPU_TYPE }, { "id", "cpu2" }, { "socket-id", 0 },
+                                         { "core-id", 2 }, { "thread-id", 0 } })
+        == Json { { "return", Json::object() } });
+    REQUIRE(vm.execute("device_del", Json { { "id", "cpu2" } }) == Json { { "return", Json::object() } });
+    auto deleted = vm.qmp->wait_event_with("DEVICE_DELETED", "device", "cpu2", PLUG_TIMEOUT);
+    INFO(vm.console() << vm.process->err());
+    REQUIRE(deleted);
+    CHECK(vm.qmp_cpu_count() == 2);
+    // Linux registered the CPU (init onlines it on the add uevent; it may be gone again before the online
+    // poll sees it), then took it away.
+    auto added = vm.next_line("cpu-added ", PLUG_TIMEOUT);
+    auto removed = vm.next_line("cpu-removed ", PLUG_TIMEOUT);
+    INFO(vm.console());
+    REQUIRE(added);
+    REQUIRE(removed);
+    CHECK(added->substr(0, added->find(' ')) == *removed);
+    // The slot takes a CPU again.
+    int cpu = vm.plug("cpu2", 0, 2, 0);
+    CHECK(vm.online_becomes({ 0, 1, cpu }, PLUG_TIMEOUT));
+    vm.unplug("cpu2", cpu);
+    int problems = -1;
+    CHECK(vm.power_down(problems) == 0);
+    CHECK(problems == 0);
+}
+
 // 50 add/remove cycles while one CPU-bound worker per possible CPU runs: Linux stays healthy, its CPU
 // count matches QMP's, and every worker finishes all of its work.
 void cycles_under_load(char const* flavour)
@@ -385,6 +416,7 @@ LINUX_CASE("Debian's kernel boots with 4 vCPUs, all online at init", "generic", 
 LINUX_CASE("Debian's kernel boots with 16 vCPUs, all online at init", "generic", boot_16, "[smp]")
 LINUX_CASE("Linux hot-adds and hot-removes a CPU and a socket over QMP", "generic", hotplug_cpu_and_socket, "[smp]")
 LINUX_CASE("Linux refusing an eject gives DEVICE_UNPLUG_GUEST_ERROR and keeps the CPU", "generic", refused_unplug, "[smp]")
+LINUX_CASE("device_del right after device_add: Linux adds the CPU, then ejects it", "generic", del_during_plug, "[smp]")
 LINUX_CASE("50 add and remove cycles under a CPU-bound load lose no work", "generic", cycles_under_load, "[smp]")
 LINUX_CASE("system_reset boots Linux again", "generic", reset_and_reboot, "")
 
@@ -393,5 +425,6 @@ LINUX_CASE("Debian's kernel boots with 4 vCPUs, all online at init", "rt", boot_
 LINUX_CASE("Debian's kernel boots with 16 vCPUs, all online at init", "rt", boot_16, "[smp]")
 LINUX_CASE("Linux hot-adds and hot-removes a CPU and a socket over QMP", "rt", hotplug_cpu_and_socket, "[smp]")
 LINUX_CASE("Linux refusing an eject gives DEVICE_UNPLUG_GUEST_ERROR and keeps the CPU", "rt", refused_unplug, "[smp]")
+LINUX_CASE("device_del right after device_add: Linux adds the CPU, then ejects it", "rt", del_during_plug, "[smp]")
 LINUX_CASE("50 add and remove cycles under a CPU-bound load lose no work", "rt", cycles_under_load, "[smp]")
 LINUX_CASE("system_reset boots Linux again", "rt", reset_and_reboot, "")

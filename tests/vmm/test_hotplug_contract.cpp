@@ -203,3 +203,59 @@ TEST_CASE("more events than the guest driver's lists hold are all found over sev
         CHECK_FALSE(f.device.slot(i).remove_pending);
     }
 }
+
+TEST_CASE("a removal asked for before the guest saw the insertion is handled after it, then ejected", "[cpu-hotplug][contract]")
+{
+    Fixture f;
+    uint32_t const cpu[] = { 5 };
+    REQUIRE(f.device.request_insert(cpu));
+    REQUIRE(f.device.request_remove(cpu)); // device_del right after device_add returned
+    CHECK(f.gpes == 2);
+    CHECK(f.device.slot(5).insert_pending);
+    CHECK(f.device.slot(5).remove_pending);
+
+    // The first walk takes the insertion only, and asks for another walk for the removal.
+    std::vector<uint16_t> inserts, removes;
+    auto found = f.scan(inserts, removes);
+    CHECK(inserts == std::vector<uint16_t> { 5 });
+    CHECK(removes.empty());
+    CHECK(found.rescan);
+    CHECK(f.osts.empty());
+    guest::hotplug::acknowledge(f.registers, 5, hp::CONTROL_CLEAR_INSERT, hp::OST_DEVICE_CHECK, hp::OST_SUCCESS);
+    CHECK(f.device.slot(5).remove_pending);
+
+    found = f.scan(inserts, removes);
+    CHECK(inserts.empty());
+    CHECK(removes == std::vector<uint16_t> { 5 });
+    CHECK_FALSE(found.rescan);
+    CHECK(guest::hotplug::eject(f.registers, 5));
+    CHECK(f.osts == std::vector<Ost> { { 5, hp::OST_DEVICE_CHECK, hp::OST_SUCCESS },
+                                       { 5, hp::OST_EJECT_REQUEST, hp::OST_EJECT_IN_PROGRESS } });
+    CHECK(f.ejected == std::vector<uint32_t> { 5 });
+    CHECK_FALSE(f.device.slot(5).present);
+
+    // The slot is free again: a new insertion of it is taken.
+    REQUIRE(f.device.request_insert(cpu));
+    CHECK(f.device.slot(5).insert_pending);
+    CHECK_FALSE(f.device.slot(5).remove_pending);
+}
+
+TEST_CASE("a removal asked for while the guest brings an inserted CPU up is seen on its next walk", "[cpu-hotplug][contract]")
+{
+    Fixture f;
+    uint32_t const cpu[] = { 4 };
+    REQUIRE(f.device.request_insert(cpu));
+    std::vector<uint16_t> inserts, removes;
+    f.scan(inserts, removes);
+    CHECK(inserts == std::vector<uint16_t> { 4 });
+    // device_del between the walk and the insertion's _OST.
+    REQUIRE(f.device.request_remove(cpu));
+    guest::hotplug::acknowledge(f.registers, 4, hp::CONTROL_CLEAR_INSERT, hp::OST_DEVICE_CHECK, hp::OST_SUCCESS);
+    CHECK(f.device.slot(4).remove_pending);
+
+    f.scan(inserts, removes);
+    CHECK(inserts.empty());
+    CHECK(removes == std::vector<uint16_t> { 4 });
+    CHECK(guest::hotplug::eject(f.registers, 4));
+    CHECK(f.ejected == std::vector<uint32_t> { 4 });
+}

@@ -141,8 +141,8 @@ std::optional<Error> check_unplug(std::vector<CpuSlot> const& slots, std::vector
             return generic_error(fmt::format("Device {} is already in the process of unplug", device));
         if (index == 0)
             return generic_error("Boot CPU is unpluggable");
-        if (slot.plugging)
-            return generic_error(fmt::format("Device {} is still being plugged in: wait for CPU_ONLINE", device));
+        // A CPU still being plugged is accepted, as QEMU does: its remove event joins the insert event,
+        // and the guest handles the insertion first, then the removal (docs/hotplug.md).
     }
     // CPUs already on their way out do not count as staying.
     auto staying = std::count_if(slots.begin(), slots.end(), [&](CpuSlot const& s) {

@@ -46,8 +46,8 @@ Scan scan_events(Registers& registers, uint32_t possible, uint32_t index_limit, 
 void write_ost(Registers& registers, uint32_t event, uint32_t status);
 // Selects `index`, writes `control` (clear an event) and answers _OST, sharing the one selector write.
 void acknowledge(Registers& registers, uint32_t index, uint8_t control, uint32_t event, uint32_t status);
-// CEJ0 on `index`, then _STA's look at the enabled bit, as OSPM does after _EJ0: true if the CPU is gone.
-// Leaves `index` selected.
+// CEJ0 on `index`, then _STA's look at the enabled bit, as OSPM does after _EJ0: true if the CPU is gone,
+// or back with a new insert event (the VMM plugged the freed slot again at once). Leaves `index` selected.
 bool eject(Registers& registers, uint32_t index);
 // Command 3: the low 32 bits of the CPU's arch id (its APIC id), for a CPU the MADT did not list.
 uint32_t read_arch_id(Registers& registers, uint32_t index);
