@@ -112,7 +112,9 @@ Aml eject_method()
 
 // CSCN(): walks the CPUs with pending events. A remove event is notified (eject request) and cleared at once;
 // insertions are collected and notified (device check) after the search, a batch at a time, as QEMU does so
-// that firmware could be told of the whole batch before the OS sees it (there is no such upcall here).
+// that firmware could be told of the whole batch before the OS sees it (there is no such upcall here). After
+// a batch the search starts over, until one finds no insertion: a CPU with both events gets its device check
+// first and its eject request in the same call, and the OS's hotplug queue takes them in that order.
 Aml scan_method(PlatformConfig const& config)
 {
     Local const found { 0 };  // the last search found an event: search again
@@ -163,6 +165,13 @@ Aml scan_method(PlatformConfig const& config)
                 Store(cursor, NameString(CSEL)),
                 Store(1, NameString(CINS)),
                 Increment(next),
+            }),
+            // Search again from the start after notifying insertions: a CPU whose removal was asked for while
+            // its insertion was pending (device_del right after device_add) still has its remove event, which
+            // the search above passed over for the insertion. No new SCI would come for it.
+            If(LGreater(count, 0), {
+                Store(1, more),
+                Store(0, cursor),
             }),
         }),
         Release(CPLK),

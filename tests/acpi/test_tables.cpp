@@ -427,6 +427,7 @@ TEST_CASE("the CPU-hotplug DSDT of a two-CPU machine encodes as expected", "[acp
     //                     \_SB.PRES.CINS = One
     //                     Local2++
     //                 }
+    //                 If ((Local1 > Zero)) { Local4 = One  Local3 = Zero }
     //             }
     //             Release (\_SB.PRES.CPLK)
     //         }
@@ -470,14 +471,14 @@ TEST_CASE("the CPU-hotplug DSDT of a two-CPU machine encodes as expected", "[acp
     //   CTFY: name 4 + flags 1 + 2 Ifs of 11 = 27, +1 = 1C.
     //   CSTA: 5 + Acquire 19 + Store 17 + Store 3 + If 23 + Release 17 + Return 2 = 86, +2 = 88 = 48 05.
     //   CEJ0: 5 + 19 + 17 + 17 + 17 = 75, +2 = 77 = 4D 04.
-    //   CSCN inner loop body 175 (+3 = 41 0B), notify loop body 55 (38), outer loop body 250 (+2 = 4C 0F),
-    //        method 5 + 19 + Name 8 + 3 + 3 + 253 + 17 = 308, +2 = 310 = 46 13.
+    //   CSCN inner loop body 175 (+3 = 41 0B), notify loop body 55 (38), the If after it 11 (0A), outer loop
+    //        body 261 (+2 = 47 10), method 5 + 19 + Name 8 + 3 + 3 + 264 + 17 = 319, +2 = 321 = 41 14.
     //   COST: 5 + 19 + Stores of 17, 17, 17, 18 (0x02 takes a ByteConst), 17 + 17 = 127, +2 = 129 = 41 08.
     //   C000: 4 + _HID 15 + _UID 6 + _STA 13 + _MAT 17 + _OST 15 = 70, +2 = 72 = 48 04; C001 adds _EJ0 (12):
-    //   84 = 44 05. PRES: 142 + 2 = 144 = 40 09; CPUS: 826 + 2 = 828 = 4C 33; \_SB: 981 + 2 = 983 = 47 3D.
+    //   84 = 44 05. PRES: 142 + 2 = 144 = 40 09; CPUS: 837 + 2 = 839 = 47 34; \_SB: 992 + 2 = 994 = 42 3E.
     auto pres = [](char const* field) { return acpi_test::Part(cat({ { 0x5C, 0x2F, 0x03 }, "_SB_PRES", field })); };
     auto const golden = cat({
-        { 0x10, 0x47, 0x3D, 0x5C }, "_SB_",
+        { 0x10, 0x42, 0x3E, 0x5C }, "_SB_",
         { 0x5B, 0x82, 0x40, 0x09 }, "PRES",
         { 0x08 }, "_HID", { 0x0C, 0x41, 0xD0, 0x0A, 0x06 },
         { 0x08 }, "_UID", { 0x0D }, "CPU Hotplug resources", { 0x00 },
@@ -489,7 +490,7 @@ TEST_CASE("the CPU-hotplug DSDT of a two-CPU machine encodes as expected", "[acp
         { 0x00, 0x03 }, "CCMD", { 0x08 },
         { 0x5B, 0x81, 0x12 }, "PRST", { 0x03 }, "CSEL", { 0x20, 0x00, 0x20 }, "CDAT", { 0x20 },
 
-        { 0x5B, 0x82, 0x4C, 0x33 }, "CPUS",
+        { 0x5B, 0x82, 0x47, 0x34 }, "CPUS",
         { 0x08 }, "_HID", { 0x0D }, "ACPI0010", { 0x00 },
         { 0x08 }, "_CID", { 0x0C, 0x41, 0xD0, 0x0A, 0x05 },
 
@@ -511,12 +512,12 @@ TEST_CASE("the CPU-hotplug DSDT of a two-CPU machine encodes as expected", "[acp
         { 0x70, 0x01 }, pres("CEJ0"),
         { 0x5B, 0x27 }, pres("CPLK"),
 
-        { 0x14, 0x46, 0x13 }, "CSCN", { 0x08 },
+        { 0x14, 0x41, 0x14 }, "CSCN", { 0x08 },
         { 0x5B, 0x23 }, pres("CPLK"), { 0xFF, 0xFF },
         { 0x08 }, "CNEW", { 0x12, 0x02, 0xFF },
         { 0x70, 0x00, 0x63 },
         { 0x70, 0x01, 0x64 },
-        { 0xA2, 0x4C, 0x0F, 0x93, 0x64, 0x01 },
+        { 0xA2, 0x47, 0x10, 0x93, 0x64, 0x01 },
         { 0x70, 0x00, 0x64 },
         { 0x70, 0x01, 0x60 },
         { 0x70, 0x00, 0x61 },
@@ -543,6 +544,7 @@ TEST_CASE("the CPU-hotplug DSDT of a two-CPU machine encodes as expected", "[acp
         { 0x70, 0x63 }, pres("CSEL"),
         { 0x70, 0x01 }, pres("CINS"),
         { 0x75, 0x62 },
+        { 0xA0, 0x0A, 0x94, 0x61, 0x00, 0x70, 0x01, 0x64, 0x70, 0x00, 0x63 },
         { 0x5B, 0x27 }, pres("CPLK"),
 
         { 0x14, 0x41, 0x08 }, "COST", { 0x0C },
