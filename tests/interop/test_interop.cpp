@@ -664,9 +664,6 @@ std::vector<Allowed> const& allowed()
 {
     static std::string const own_event = "cpuplug's own event (the guest has the CPU online or offline), "
                                          "documented in docs/qmp.md; QEMU cannot know";
-    static std::string const boot_path = "QEMU creates the kvmvapic device as the first CPU's APIC is realized, "
-                                         "so its boot CPU N > 0 is /machine/unattached/device[N+1]; cpuplug "
-                                         "numbers them device[N] (docs/qmp.md)";
     static std::string const module_id = "cpuplug has QEMU 9.x's module-id (always 0); QEMU 7.2 has none";
     static std::vector<Allowed> const list {
         { "device_add with id/events", "only in vmm: CPU_ONLINE", own_event },
@@ -678,8 +675,6 @@ std::vector<Allowed> const& allowed()
             "out-of-band commands (migrate-recover, migrate-pause, yank) are not cpuplug's" },
         { "query-status/reply/return/singlestep", "only in QEMU",
             "QEMU 7.2's deprecated singlestep member; QEMU 8.1 removed it, and cpuplug has none" },
-        { "query-", "/qom-path: QEMU \"/machine/unattached/device[2]\", vmm \"/machine/unattached/device[1]\"",
-            boot_path },
         { "qom-list ", "/reply/module-id: only in vmm", module_id },
         { "qom-get ", " module-id/reply/", module_id },
         { "error: device_add socket-id not an integer/reply/error/desc", "",
