@@ -43,9 +43,10 @@ CpuManager::CpuManager(MachineConfig const& config, Kvm const& kvm, Vm& vm, Buse
     for (uint32_t i = 0; i < config.smp.maxcpus; ++i)
         m_apic_ids.push_back(apic_id_from_index(config.smp.topology, i));
     m_slots.resize(config.smp.maxcpus);
-    // Boot CPUs are created before any device, so QEMU names them device[0], device[1]...
+    // Boot CPUs are created before any other device, so QEMU names them device[0], device[2], device[3]...:
+    // realizing the first CPU's APIC creates QEMU's kvmvapic device, which takes device[1].
     for (uint32_t i = 0; i < config.smp.cpus; ++i)
-        m_slots[i].qom_path = fmt::format("/machine/unattached/device[{}]", i);
+        m_slots[i].qom_path = fmt::format("/machine/unattached/device[{}]", i == 0 ? 0 : i + 1);
     m_slots.front().guest_view = Slot::GuestView::Online; // online before the guest's state machine starts
 
     if (config.hotplug) {

@@ -189,7 +189,7 @@ public:
             if (m_config.present & (1u << i)) {
                 // One non-ASCII path: the output must escape it.
                 slot.qom_path = i == 5 ? std::string("/machine/peripheral/cpu-\xc3\xa9") // é
-                                       : "/machine/unattached/device[" + std::to_string(i) + "]";
+                                       : "/machine/unattached/device[" + std::to_string(i == 0 ? 0 : i + 1) + "]";
                 slot.thread_id = 4000 + i;
             }
             slots.push_back(std::move(slot));

@@ -694,7 +694,7 @@ TEST_CASE("without --hotplug, device_add of a CPU says hotplug is off", "[hotplu
 {
     HotplugVm vm({ "--cpus", "2,maxcpus=4" }, 2);
     CHECK(vm.add("c", 0, 2, 0) == error("GenericError", "CPU hotplug is off: start vmm with --hotplug"));
-    CHECK(vm.qmp->execute("device_del", Json { { "id", "/machine/unattached/device[1]" } })
+    CHECK(vm.qmp->execute("device_del", Json { { "id", "/machine/unattached/device[2]" } })
         == error("GenericError", "CPU hot unplug is off: start vmm with --hotplug"));
 }
 
