@@ -109,6 +109,7 @@ cpuplug::Result<std::unique_ptr<Vcpu>, std::string> CpuManager::make_vcpu(uint32
     params.status_mmio = layout::STATUS_MMIO;
     params.tsc_khz = m_tsc_khz.load();
     params.apic_id = apic_id;
+    params.tsc_deadline = m_tsc_deadline;
     if (auto set = created->set_cpuid(build_cpuid(m_supported_cpuid, params)); !set.has_value())
         return cpuplug::unexpected(fail("cannot set a vCPU's CPUID", set.error()));
     auto state = capture_vcpu_state(*created);
@@ -129,6 +130,9 @@ cpuplug::Result<void, std::string> CpuManager::create_boot_vcpus()
     if (!supported.has_value())
         return cpuplug::unexpected(fail("cannot read the host's CPUID", supported.error()));
     m_supported_cpuid = supported.release_value();
+    // Linux prefers the TSC-deadline timer when CPUID offers it. Nested PVM accepts the MSR but never fires the
+    // timer (docs/platform.md), so there the guest keeps the one-shot LAPIC timer.
+    m_tsc_deadline = m_kvm.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0 && !supervisor_mode_emulated();
 
     // KVM_CREATE_VCPU holds the VM's lock only for its bookkeeping; most of its ~0.3 ms here is vCPU
     // set-up outside the lock, so a few workers create vCPUs side by side (one per host core).

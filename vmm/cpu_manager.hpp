@@ -151,6 +151,7 @@ private:
     Hooks const m_hooks;
     std::vector<uint32_t> m_apic_ids; // of every possible CPU, by index
     std::vector<kvm_cpuid_entry2> m_supported_cpuid; // set before any vCPU is created
+    bool m_tsc_deadline { false };                   // offer the TSC-deadline timer (set with m_supported_cpuid)
     std::atomic<uint32_t> m_tsc_khz { 0 };
     std::shared_ptr<CpuHotplugDevice> m_hotplug; // with --hotplug
     GuestLogLimit m_log_hotplug, m_log_cpu_state; // atomic

@@ -53,6 +53,18 @@ TEST_CASE("leaf 1 carries the APIC id, x2APIC and the hypervisor bit", "[cpuid]"
     CHECK((leaf1->edx & (1u << 28)) != 0); // HTT: 6 threads per package
 }
 
+TEST_CASE("the TSC-deadline bit is offered only when asked for", "[cpuid]")
+{
+    CpuidParams params;
+    params.tsc_deadline = true;
+    CHECK((find_cpuid(build_cpuid(supported(), params), 1)->ecx & (1u << 24)) != 0);
+    params.tsc_deadline = false;
+    // Cleared even if the supported set had it: on nested PVM the timer never fires.
+    auto with_bit = supported();
+    with_bit[1].ecx |= 1u << 24;
+    CHECK((find_cpuid(build_cpuid(with_bit, params), 1)->ecx & (1u << 24)) == 0);
+}
+
 TEST_CASE("a single-thread package clears HTT", "[cpuid]")
 {
     auto entries = build_cpuid(supported(), {});

@@ -13,6 +13,7 @@ namespace vmm {
 namespace {
 
 constexpr uint32_t LEAF1_ECX_X2APIC = 1u << 21;
+constexpr uint32_t LEAF1_ECX_TSC_DEADLINE = 1u << 24;
 constexpr uint32_t LEAF1_ECX_HYPERVISOR = 1u << 31;
 constexpr uint32_t LEAF1_EDX_HTT = 1u << 28;
 constexpr uint32_t KVM_SIGNATURE_EBX = 0x4b4d564b; // "KVMK"
@@ -100,6 +101,10 @@ std::vector<kvm_cpuid_entry2> build_cpuid(std::span<kvm_cpuid_entry2 const> supp
     else
         leaf1.edx &= ~LEAF1_EDX_HTT;
     leaf1.ecx |= LEAF1_ECX_X2APIC | LEAF1_ECX_HYPERVISOR;
+    if (p.tsc_deadline)
+        leaf1.ecx |= LEAF1_ECX_TSC_DEADLINE;
+    else
+        leaf1.ecx &= ~LEAF1_ECX_TSC_DEADLINE;
 
     if (max_basic >= 0xB)
         set_topology_leaf(entries, 0xB, p, false);

@@ -18,6 +18,9 @@ struct CpuidParams {
     uint32_t tsc_khz { 0 };         // 0: leave leaf 0x40000010 out, the guest calibrates
     uint16_t status_port { 0 };     // 0: no status port leaves
     uint64_t status_mmio { 0 };     // 0: the status registers only in I/O space
+    // Offer the TSC-deadline timer (leaf 1 ECX bit 24). KVM emulates it when it has KVM_CAP_TSC_DEADLINE_TIMER,
+    // but KVM_GET_SUPPORTED_CPUID leaves the bit to the VMM, as QEMU, Firecracker and Cloud Hypervisor set it.
+    bool tsc_deadline { false };
 };
 
 std::vector<kvm_cpuid_entry2> build_cpuid(std::span<kvm_cpuid_entry2 const> supported, CpuidParams const& params);
