@@ -405,6 +405,17 @@ public:
         REQUIRE(finished.wait_for(5s) == std::future_status::ready);
     }
 
+    // True once `count` calls of the "slow" command have started (they wait for answer_slow()).
+    bool slow_running(int count = 1)
+    {
+        return wait_until([&] { return slow_started.load(std::memory_order_acquire) == count; });
+    }
+    // Answers the index-th "slow" call, on the io thread as a backend would.
+    void answer_slow(size_t index, Json reply)
+    {
+        on_io([this, index, reply = std::move(reply)] { slow_replies.at(index)(reply); });
+    }
+
     boost::asio::io_context io;
     FakeBackend backend;
     CommandTable table;
@@ -845,17 +856,17 @@ TEST_CASE("a client that leaves during an asynchronous command does no harm when
     auto leaving = TestClient::connect_unix(path);
     leaving->greet_and_negotiate();
     REQUIRE(leaving->send(R"({"execute": "slow", "id": 1}{"execute": "query-status", "id": 2})"));
-    REQUIRE(wait_until([&] { return fixture.slow_started.load(std::memory_order_acquire) == 1; }));
+    REQUIRE(fixture.slow_running());
     leaving->close();
 
     auto staying = TestClient::connect_unix(path);
     staying->greet_and_negotiate();
-    fixture.on_io([&fixture] { fixture.slow_replies.at(0)(Json { { "late", true } }); });
+    fixture.answer_slow(0, Json { { "late", true } });
     CHECK(wait_until([&] { return fixture.server->client_count() == 1; }));
     CHECK(staying->exchange(R"({"execute": "query-status", "id": 3})")
         == R"({"return": {"running": true, "status": "running"}, "id": 3})");
     // A second call of the same Reply is ignored too.
-    fixture.on_io([&fixture] { fixture.slow_replies.at(0)(Json::object()); });
+    fixture.answer_slow(0, Json::object());
     CHECK(staying->quiet(20ms));
 }
 
@@ -867,9 +878,9 @@ TEST_CASE("an asynchronous reply holds back the client's next request", "[server
     auto client = TestClient::connect_unix(path);
     client->greet_and_negotiate();
     REQUIRE(client->send(R"({"execute": "slow", "id": 1}{"execute": "query-status", "id": 2})"));
-    REQUIRE(wait_until([&] { return fixture.slow_started.load(std::memory_order_acquire) == 1; }));
+    REQUIRE(fixture.slow_running());
     CHECK(client->quiet(50ms));
-    fixture.on_io([&fixture] { fixture.slow_replies.at(0)(Json { { "done", true } }); });
+    fixture.answer_slow(0, Json { { "done", true } });
     CHECK(client->line() == R"({"return": {"done": true}, "id": 1})");
     CHECK(client->line() == R"({"return": {"running": true, "status": "running"}, "id": 2})");
 }
@@ -882,14 +893,14 @@ TEST_CASE("while a command runs the server leaves the client's further input in 
     auto client = TestClient::connect_unix(path);
     client->greet_and_negotiate();
     REQUIRE(client->send(R"({"execute": "slow", "id": 1})"));
-    REQUIRE(wait_until([&] { return fixture.slow_started.load(std::memory_order_acquire) == 1; }));
+    REQUIRE(fixture.slow_running());
     // 8 MiB of requests cannot fit in the kernel's buffers: the write must stall rather than fill the
     // server's memory.
     std::string flood;
     while (flood.size() < (8u << 20))
         flood += R"({"execute": "query-status"})";
     CHECK_FALSE(client->send(flood, 1s));
-    fixture.on_io([&fixture] { fixture.slow_replies.at(0)(Json::object()); });
+    fixture.answer_slow(0, Json::object());
     CHECK(client->line() == R"({"return": {}, "id": 1})");
     CHECK(client->line() == RUNNING);
 }
@@ -903,14 +914,14 @@ TEST_CASE("with oob enabled an exec-oob is read and answered while an in-band co
     REQUIRE(client->line() == GREETING);
     REQUIRE(client->exchange(R"({"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}})") == R"({"return": {}})");
     REQUIRE(client->send(R"({"execute": "slow", "id": 1}{"execute": "query-status", "id": 2})"));
-    REQUIRE(wait_until([&] { return fixture.slow_started.load(std::memory_order_acquire) == 1; }));
+    REQUIRE(fixture.slow_running());
     CHECK(client->quiet(20ms));
     // Sent after the in-band ones, in another write: read and answered at once.
     CHECK(client->exchange(R"({"exec-oob": "query-status", "id": "oob"})")
         == R"({"return": {"running": true, "status": "running"}, "id": "oob"})");
     CHECK(client->exchange(R"({"exec-oob": "stop", "id": "no"})")
         == R"({"error": {"class": "GenericError", "desc": "The command stop does not support OOB"}, "id": "no"})");
-    fixture.on_io([&fixture] { fixture.slow_replies.at(0)(Json { { "done", true } }); });
+    fixture.answer_slow(0, Json { { "done", true } });
     CHECK(client->line() == R"({"return": {"done": true}, "id": 1})");
     CHECK(client->line() == R"({"return": {"running": true, "status": "running"}, "id": 2})");
 }
@@ -923,10 +934,10 @@ TEST_CASE("without oob enabled an exec-oob waits its turn behind a running comma
     auto client = TestClient::connect_unix(path);
     client->greet_and_negotiate();
     REQUIRE(client->send(R"({"execute": "slow", "id": 1})"));
-    REQUIRE(wait_until([&] { return fixture.slow_started.load(std::memory_order_acquire) == 1; }));
+    REQUIRE(fixture.slow_running());
     REQUIRE(client->send(R"({"exec-oob": "query-status", "id": 2})"));
     CHECK(client->quiet(50ms));
-    fixture.on_io([&fixture] { fixture.slow_replies.at(0)(Json::object()); });
+    fixture.answer_slow(0, Json::object());
     CHECK(client->line() == R"({"return": {}, "id": 1})");
     CHECK(client->line()
         == R"({"error": {"class": "GenericError", "desc": "QMP input member 'exec-oob' is unexpected"}, "id": 2})");
@@ -941,12 +952,12 @@ TEST_CASE("with oob enabled a flood behind a running command still stays in the 
     REQUIRE(client->line() == GREETING);
     REQUIRE(client->exchange(R"({"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}})") == R"({"return": {}})");
     REQUIRE(client->send(R"({"execute": "slow", "id": 1})"));
-    REQUIRE(wait_until([&] { return fixture.slow_started.load(std::memory_order_acquire) == 1; }));
+    REQUIRE(fixture.slow_running());
     std::string flood;
     while (flood.size() < (8u << 20))
         flood += R"({"execute": "query-status"})";
     CHECK_FALSE(client->send(flood, 1s));
-    fixture.on_io([&fixture] { fixture.slow_replies.at(0)(Json::object()); });
+    fixture.answer_slow(0, Json::object());
     CHECK(client->line() == R"({"return": {}, "id": 1})");
     CHECK(client->line() == RUNNING);
 }
@@ -959,10 +970,10 @@ TEST_CASE("a reply that comes after shutdown is dropped", "[server]")
     auto client = TestClient::connect_unix(path);
     client->greet_and_negotiate();
     REQUIRE(client->send(R"({"execute": "slow", "id": 1})"));
-    REQUIRE(wait_until([&] { return fixture.slow_started.load(std::memory_order_acquire) == 1; }));
+    REQUIRE(fixture.slow_running());
     fixture.shutdown();
     CHECK(client->wait_eof());
-    fixture.on_io([&fixture] { fixture.slow_replies.at(0)(Json::object()); });
+    fixture.answer_slow(0, Json::object());
     CHECK(fixture.server->client_count() == 0);
 }
 
